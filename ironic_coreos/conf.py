@@ -1,0 +1,114 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Options of ironic-coreos, in the ``[coreos]`` group.
+
+The same group is read by the conductor (from ironic.conf) and by the agent
+(from the ironic-python-agent configuration files); each side uses the
+options that concern it.
+"""
+
+from oslo_config import cfg
+
+from ironic_coreos.engine import spec
+
+GROUP = 'coreos'
+
+common_opts = [
+    cfg.StrOpt('max_ignition_version',
+               default=spec.NEWEST_VERSION,
+               choices=spec.STABLE_VERSIONS,
+               help='Newest Ignition spec version the installed CoreOS '
+                    'release accepts. Configs declaring a newer version are '
+                    'rejected before anything is installed. Older RHEL '
+                    'CoreOS releases stop at 3.3.0 or 3.4.0.'),
+    cfg.BoolOpt('fail_on_ignition_warnings',
+                default=False,
+                help='Treat Ignition validation warnings (for example a '
+                     'mode that looks like a decimal spelling of an octal '
+                     'mode) as errors.'),
+]
+
+agent_opts = [
+    cfg.StrOpt('host_root',
+               default='/mnt/coreos',
+               help='Where the root of the CoreOS live system is visible to '
+                    'the agent. The agent container bind-mounts it at '
+                    '/mnt/coreos; use / for an agent running on the live '
+                    'system itself.'),
+    cfg.StrOpt('installer',
+               default='coreos-installer',
+               help='The coreos-installer command, run with chroot inside '
+                    'the host root.'),
+    cfg.StrOpt('work_dir',
+               default='/run/ironic-coreos',
+               help='Directory inside the host root where the Ignition '
+                    'config is written (mode 0600) for the installer. '
+                    'Removed after every install.'),
+    cfg.IntOpt('install_attempts',
+               default=3, min=1,
+               help='How many times an install that failed for a reason '
+                    'that can be transient (an image or signature fetch) '
+                    'is attempted in total. Other failures are not '
+                    'retried.'),
+    cfg.IntOpt('install_retry_delay',
+               default=10, min=0,
+               help='Seconds to wait between two install attempts.'),
+    cfg.IntOpt('efi_attempts',
+               default=3, min=1,
+               help='How many times setting the UEFI boot entry of the '
+                    'installed system is attempted (some firmware fails '
+                    'the first write to its NVRAM).'),
+    cfg.IntOpt('configdrive_fetch_timeout',
+               default=60, min=1,
+               help='Timeout in seconds when the config drive is given as '
+                    'a URL.'),
+]
+
+conductor_opts = [
+    cfg.StrOpt('ssh_user',
+               default='core',
+               help='User that receives the SSH keys of the config drive '
+                    '(public_keys) in the Ignition config.'),
+    cfg.BoolOpt('convert_network_data',
+                default=True,
+                help='Convert the config drive network_data (or the one '
+                     'Ironic generates from the ports) into NetworkManager '
+                     'keyfiles in the Ignition config.'),
+    cfg.BoolOpt('set_hostname',
+                default=True,
+                help='Write /etc/hostname from the config drive meta_data '
+                     'hostname unless the Ignition config sets it.'),
+    cfg.StrOpt('default_platform',
+               default='metal',
+               help='Ignition platform id of the installed system.'),
+    cfg.ListOpt('default_append_kargs',
+                default=[],
+                help='Kernel arguments appended to every installed system '
+                     '(one argument per list item), before those of the '
+                     'node and of the deploy step.'),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(common_opts, group=GROUP)
+    conf.register_opts(agent_opts, group=GROUP)
+    conf.register_opts(conductor_opts, group=GROUP)
+
+
+def list_opts():
+    """Return the options for oslo-config-generator."""
+    return [(GROUP, common_opts + agent_opts + conductor_opts)]
+
+
+CONF = cfg.CONF
+register_opts(CONF)
