@@ -83,4 +83,3 @@ class TestDevstackPlugin(testtools.TestCase):
     def test_install_develops_the_package(self):
         _, called = self._run('install', [])
         self.assertEqual('setup_develop /opt/stack/ironic-coreos\n', called)
-
