@@ -1,0 +1,613 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The ``coreos`` deploy interface.
+
+A :class:`~ironic.drivers.modules.agent.CustomAgentDeploy` whose ramdisk is
+the CoreOS live system. It adds an out-of-band deploy step
+``install_coreos`` (priority 80, enabled by default) that shadows the
+agent's in-band step of the same name: the conductor assembles the complete
+install arguments (the Ignition config merged with the node's network,
+hostname and SSH keys, the image and its checksum, the pull secret, kernel
+arguments and installer options) and hands them to the agent.
+
+Everything that can be checked on the conductor is checked before the node
+is touched:
+
+* :meth:`CoreOSDeploy.validate` (``baremetal node validate`` and the start of
+  every deployment request) checks ``instance_info`` and the arguments of
+  the deploy templates matching the node's instance traits;
+* :meth:`CoreOSDeploy.prepare` runs right after the conductor has stored the
+  config drive of the request and before the first power action, and checks
+  the config drive (Ignition config, network data) together with the rest;
+* :meth:`CoreOSDeploy.deploy` checks the arguments given with
+  ``--deploy-steps`` (Ironic stores them only after ``prepare``) before the
+  ramdisk is booted.
+"""
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from urllib import parse as urlparse
+
+from ironic.common import exception
+from ironic.common.i18n import _
+from ironic.common import metrics_utils
+from ironic.common import states
+from ironic.conductor import configdrive_utils
+from ironic.conductor import task_manager
+from ironic.conf import CONF
+from ironic.drivers import base
+from ironic.drivers.modules import agent
+from ironic.drivers.modules import agent_base
+from ironic.drivers.modules import agent_client
+from ironic import objects
+from oslo_log import log
+
+from ironic_coreos import conf as coreos_conf  # noqa: F401 (registers opts)
+from ironic_coreos.engine import configdrive
+from ironic_coreos.engine import exception as engine_exc
+from ironic_coreos.engine import ignition
+from ironic_coreos.engine import installer
+from ironic_coreos.engine import merge
+from ironic_coreos.engine import network
+
+LOG = log.getLogger(__name__)
+
+METRICS = metrics_utils.get_metrics_logger(__name__)
+
+STEP_NAME = 'install_coreos'
+"""Name of the deploy step, out-of-band here and in-band on the agent."""
+
+STEP_PRIORITY = 80
+"""Priority of the out-of-band step: after ``deploy`` (100), before
+``prepare_instance_boot`` (60)."""
+
+INSTANCE_INFO_PREFIX = 'coreos_'
+
+INSTANCE_INFO_ARGS = ('append_kargs', 'delete_kargs', 'console', 'platform',
+                      'copy_network', 'save_partlabel', 'save_partindex',
+                      'fetch_retries', 'insecure', 'preserve_on_error')
+"""Installer options that ``instance_info/coreos_<name>`` can set."""
+
+# Ignition config used when the node has none: the merge raises the version
+# only when an addition needs it.
+_EMPTY_CONFIG_VERSION = '3.0.0'
+
+
+class _Failure(Exception):
+    """A problem found while assembling the arguments (internal).
+
+    :param field: where the bad input is (``instance_info/coreos_console``,
+        ``config drive user_data``, ...).
+    :param message: what is wrong and how to fix it; never config content.
+    """
+
+    def __init__(self, field, message):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json_bytes(config):
+    return json.dumps(config, sort_keys=True,
+                      separators=(',', ':')).encode('utf-8')
+
+
+def _redacted_url(url):
+    """The URL without user info, query and fragment (they may be secret)."""
+    parsed = urlparse.urlsplit(url)
+    host = parsed.hostname or ''
+    if parsed.port:
+        host = '%s:%s' % (host, parsed.port)
+    return urlparse.urlunsplit((parsed.scheme, host, parsed.path, '', ''))
+
+
+def _is_http_url(value):
+    return (isinstance(value, str)
+            and urlparse.urlsplit(value).scheme in ('http', 'https'))
+
+
+def _has_network(network_data):
+    """Whether network_data describes at least one link or network."""
+    return (isinstance(network_data, dict)
+            and bool(network_data.get('links')
+                     or network_data.get('networks')))
+
+
+def _problems_text(exc):
+    """Describe an InvalidIgnition error: every problem with path and fix."""
+    lines = []
+    for problem in getattr(exc, 'problems', ()) or ():
+        if getattr(problem, 'severity', 'error') != 'error':
+            continue
+        text = '%s: %s' % (problem.path, problem.message)
+        if problem.fix:
+            text += ' (fix: %s)' % problem.fix
+        lines.append(text)
+    if not lines:
+        return str(exc)
+    return '; '.join(lines)
+
+
+def effective_automated_clean(node):
+    """Whether automated cleaning runs after this node is undeployed.
+
+    :param node: an Ironic node object.
+    :returns: the node's ``automated_clean``, or
+        ``[conductor]automated_clean`` when the node does not say.
+    """
+    if node.automated_clean is not None:
+        return bool(node.automated_clean)
+    return bool(CONF.conductor.automated_clean)
+
+
+class CoreOSDeploy(agent.CustomAgentDeploy):
+    """Deploy Fedora CoreOS / RHEL CoreOS with coreos-installer.
+
+    The deploy ramdisk is the CoreOS live system running
+    ironic-python-agent with the ironic-coreos hardware manager. No image
+    is required: without ``instance_info/image_source`` the installer
+    writes the image embedded in the live system.
+    """
+
+    # ------------------------------------------------------------------
+    # Assembling the arguments
+
+    def _fail(self, task, failure, exc_class):
+        """Turn an internal _Failure into an Ironic exception."""
+        msg = (_('Cannot deploy CoreOS on node %(node)s: %(field)s: '
+                 '%(problem)s')
+               % {'node': task.node.uuid, 'field': failure.field,
+                  'problem': failure.message})
+        if exc_class is exception.InstanceDeployFailure:
+            return exc_class(reason=msg)
+        return exc_class(msg)
+
+    def _read_configdrive(self, task):
+        value = task.node.instance_info.get('configdrive')
+        try:
+            return configdrive.read(
+                value, timeout=CONF.coreos.configdrive_fetch_timeout)
+        except engine_exc.ConfigDriveError as e:
+            raise _Failure('instance_info/configdrive',
+                           _('the config drive cannot be read: %s') % e)
+
+    def _ignition_source(self, task, step_args, drive):
+        """Pick the Ignition config: step arg, instance_info, user_data.
+
+        :returns: a tuple (data or None, field name for messages).
+        """
+        if step_args.get('ignition') is not None:
+            return (step_args['ignition'],
+                    _('deploy step %s argument "ignition"') % STEP_NAME)
+        from_info = task.node.instance_info.get('ignition')
+        if from_info is not None:
+            if drive is not None and drive.user_data:
+                LOG.info('Node %(node)s: instance_info/ignition is used, '
+                         'the config drive user_data is ignored',
+                         {'node': task.node.uuid})
+            return from_info, 'instance_info/ignition'
+        if drive is not None and drive.user_data:
+            return drive.user_data, _('config drive user_data')
+        return None, None
+
+    def _check_ignition(self, data, field):
+        try:
+            return ignition.check(
+                data, max_version=CONF.coreos.max_ignition_version,
+                fail_on_warnings=CONF.coreos.fail_on_ignition_warnings)
+        except engine_exc.InvalidIgnition as e:
+            raise _Failure(
+                field,
+                _('not a valid Ignition config for this deployment '
+                  '([coreos]max_ignition_version is %(max)s): %(problems)s')
+                % {'max': CONF.coreos.max_ignition_version,
+                   'problems': _problems_text(e)})
+
+    def _network_data(self, task, drive, generate):
+        """network_data to convert: the config drive's or generated.
+
+        :returns: a tuple (network_data or None, field name for messages).
+        """
+        if not CONF.coreos.convert_network_data:
+            return None, None
+        if drive is not None and _has_network(drive.network_data):
+            return drive.network_data, _('config drive network_data')
+        if not generate:
+            return None, None
+        # NOTE(coreos): with a config drive, Ironic already replaced missing
+        # network data with data generated from the ports (when the network
+        # interface supports it and [conductor]disable_configdrive_check is
+        # false) before storing it. Do the same when there is no config
+        # drive at all, e.g. when the Ignition config is in instance_info.
+        if (CONF.conductor.disable_configdrive_check
+                or 'metadata' not in task.driver.network.capabilities):
+            return None, None
+        has_vif = any(p.internal_info.get('tenant_vif_port_id')
+                      for p in list(task.ports) + list(task.portgroups))
+        if not has_vif:
+            return None, None
+        try:
+            generated = configdrive_utils.generate_config_metadata(task)
+        except Exception as e:
+            LOG.warning('Node %(node)s: could not generate network data from '
+                        'its ports, the installed system gets no static '
+                        'network configuration: %(cls)s: %(err)s',
+                        {'node': task.node.uuid,
+                         'cls': e.__class__.__name__, 'err': e})
+            return None, None
+        return generated, _('network data generated from the ports')
+
+    def _additions(self, task, drive, generate_network):
+        hostname = None
+        ssh_keys = []
+        if drive is not None:
+            if CONF.coreos.set_hostname:
+                hostname = drive.hostname
+            ssh_keys = list(drive.public_keys)
+        files = []
+        network_data, field = self._network_data(task, drive,
+                                                 generate_network)
+        if network_data is not None:
+            try:
+                keyfiles = network.keyfiles_from_network_data(network_data)
+            except engine_exc.NetworkDataError as e:
+                raise _Failure(
+                    field,
+                    _('cannot be converted to NetworkManager keyfiles: '
+                      '%(err)s. Fix the network data, or set '
+                      '[coreos]convert_network_data to false and configure '
+                      'the network in the Ignition config') % {'err': e})
+            files = [merge.File(path=k.path,
+                                contents=k.contents.encode('utf-8'),
+                                mode=k.mode)
+                     for k in keyfiles]
+        return merge.Additions(hostname=hostname, ssh_keys=ssh_keys,
+                               ssh_user=CONF.coreos.ssh_user, files=files,
+                               kernel_args=[])
+
+    def _installer_options(self, task, step_args):
+        """Raw installer options and where each one came from.
+
+        Order of precedence: deploy step arguments, then
+        ``instance_info/coreos_*``, then ``[coreos]`` defaults.
+        ``[coreos]default_append_kargs`` always comes first in
+        ``append_kargs``.
+
+        :returns: a tuple (options dict, {name: field}).
+        """
+        info = task.node.instance_info
+        options = {'platform': CONF.coreos.default_platform}
+        origin = {'platform': '[coreos]default_platform',
+                  'preserve_on_error': _('node automated_clean'),
+                  'image_pull_secret': 'instance_info/image_pull_secret'}
+
+        # NOTE(coreos): image_url, its checksum and the pull secret default
+        # to instance_info in installer.parse_args (given the unmasked
+        # instance_info here); only the form of image_source is checked
+        # here, since the installer needs an http(s) URL.
+        image_source = info.get('image_source')
+        if image_source and not _is_http_url(image_source):
+            raise _Failure(
+                'instance_info/image_source',
+                _('"%(src)s" is not an http(s) URL; coreos-installer needs '
+                  'the URL of a CoreOS metal image (for example '
+                  '...-metal.x86_64.raw.xz, with its .sig next to it), or '
+                  'unset image_source to install the image of the live '
+                  'system') % {'src': image_source})
+
+        known = {INSTANCE_INFO_PREFIX + name for name in INSTANCE_INFO_ARGS}
+        for key in sorted(info):
+            if not key.startswith(INSTANCE_INFO_PREFIX):
+                continue
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = (_('did you mean "%s"? ') % close[0]) if close else ''
+                raise _Failure(
+                    'instance_info/%s' % key,
+                    _('unknown CoreOS option; %(hint)sknown options: '
+                      '%(known)s') % {'hint': hint,
+                                      'known': ', '.join(sorted(known))})
+            name = key[len(INSTANCE_INFO_PREFIX):]
+            options[name] = info[key]
+            origin[name] = 'instance_info/%s' % key
+
+        for name in sorted(step_args):
+            if name not in installer.ARGUMENTS:
+                close = difflib.get_close_matches(
+                    name, sorted(installer.ARGUMENTS), n=1)
+                hint = (_('did you mean "%s"? ') % close[0]) if close else ''
+                raise _Failure(
+                    _('deploy step %(step)s argument "%(arg)s"')
+                    % {'step': STEP_NAME, 'arg': name},
+                    _('unknown argument; %(hint)sknown arguments: %(known)s')
+                    % {'hint': hint,
+                       'known': ', '.join(sorted(installer.ARGUMENTS))})
+            if name == 'ignition' or step_args[name] is None:
+                continue
+            options[name] = step_args[name]
+            origin[name] = (_('deploy step %(step)s argument "%(arg)s"')
+                            % {'step': STEP_NAME, 'arg': name})
+
+        defaults = list(CONF.coreos.default_append_kargs or [])
+        if defaults:
+            own = options.get('append_kargs')
+            if own is None:
+                options['append_kargs'] = defaults
+                origin['append_kargs'] = '[coreos]default_append_kargs'
+            elif isinstance(own, list):
+                options['append_kargs'] = defaults + [
+                    k for k in own if k not in defaults]
+        return options, origin
+
+    def _build_args(self, task, step_args, use_configdrive=True,
+                    generate_network=True):
+        """Assemble and check the complete arguments of the agent step.
+
+        :param task: a TaskManager instance.
+        :param step_args: the arguments of the deploy step (user-requested
+            or from a deploy template); may be empty.
+        :param use_configdrive: read instance_info/configdrive.
+        :param generate_network: generate network_data from the ports when
+            there is none in the config drive (may call Neutron).
+        :returns: a tuple (args dict for the agent, ignition Report).
+        :raises: _Failure naming the field and the fix.
+        """
+        step_args = dict(step_args or {})
+        options, origin = self._installer_options(task, step_args)
+
+        drive = self._read_configdrive(task) if use_configdrive else None
+        data, field = self._ignition_source(task, step_args, drive)
+        if data is None:
+            config = {'ignition': {'version': _EMPTY_CONFIG_VERSION}}
+        else:
+            config = self._check_ignition(data, field).config
+
+        additions = self._additions(task, drive, generate_network)
+        try:
+            merged = merge.merge(
+                config, additions,
+                max_version=CONF.coreos.max_ignition_version)
+        except engine_exc.MergeConflict as e:
+            raise _Failure(
+                field or _('Ignition config'),
+                _('the node data (hostname, SSH keys for user %(user)s, '
+                  'network keyfiles) cannot be merged into it: %(err)s')
+                % {'user': CONF.coreos.ssh_user, 'err': e})
+        except engine_exc.InvalidArgument as e:
+            raise _Failure(
+                _('config drive meta_data or [coreos]ssh_user'),
+                _('cannot be added to the Ignition config: %(err)s; fix the '
+                  'config drive (or [coreos]ssh_user) and deploy again')
+                % {'err': e})
+        report = self._check_ignition(
+            merged, _('Ignition config merged with the node data'))
+
+        options['ignition'] = merged
+        node_dict = {'instance_info': task.node.instance_info,
+                     'automated_clean': effective_automated_clean(task.node)}
+        try:
+            parsed = installer.parse_args(options, node=node_dict)
+        except engine_exc.InvalidArgument as e:
+            raise _Failure(origin.get(e.name, e.name), str(e))
+        return self._step_args(parsed), report
+
+    @staticmethod
+    def _step_args(parsed):
+        """Serialize InstallArgs into the agent step's keyword arguments.
+
+        Every argument with a value is given explicitly (defaults
+        included), so the agent needs nothing else from the node; None
+        values are left out (None means "not given" to the agent).
+        """
+        args = {}
+        for fld in dataclasses.fields(parsed):
+            value = getattr(parsed, fld.name)
+            if value is None:
+                continue
+            if fld.name == 'image_checksum':
+                value = '%s:%s' % tuple(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            args[fld.name] = value
+        return args
+
+    def _template_step_args(self, task):
+        """Arguments of install_coreos in matching deploy templates.
+
+        :returns: the args dict, or None when a template disables the step.
+        """
+        traits = task.node.instance_info.get('traits') or []
+        if not traits:
+            return {}
+        templates = objects.DeployTemplate.list_by_names(task.context,
+                                                         traits)
+        for template in templates:
+            for step in template.steps:
+                if (step.get('interface') == 'deploy'
+                        and step.get('step') == STEP_NAME):
+                    if not step.get('priority'):
+                        return None
+                    return dict(step.get('args') or {})
+        return {}
+
+    def _planned_step_args(self, task):
+        """Arguments of install_coreos in the node's current deploy steps.
+
+        :returns: the args dict, or None when the step will not run.
+        """
+        steps = task.node.driver_internal_info.get('deploy_steps') or []
+        for step in steps:
+            if (step.get('interface') == 'deploy'
+                    and step.get('step') == STEP_NAME):
+                return dict(step.get('args') or {})
+        return None
+
+    # ------------------------------------------------------------------
+    # DeployInterface
+
+    @METRICS.timer('CoreOSDeploy.validate')
+    def validate(self, task):
+        """Validate the node's CoreOS deployment input.
+
+        Checks (besides what ``custom-agent`` checks: boot interface,
+        capabilities, root device hints) the image source, the
+        ``instance_info`` Ignition config and ``coreos_*`` options, and the
+        arguments of deploy templates matching the instance traits. The
+        config drive of a deployment request is checked in
+        :meth:`prepare`.
+
+        :param task: a TaskManager instance.
+        :raises: InvalidParameterValue naming the field and the fix.
+        :raises: MissingParameterValue if a required driver parameter is
+            missing.
+        """
+        super().validate(task)
+        step_args = self._template_step_args(task)
+        if step_args is None:
+            return
+        try:
+            self._build_args(task, step_args, use_configdrive=False,
+                             generate_network=False)
+        except _Failure as f:
+            raise self._fail(task, f, exception.InvalidParameterValue)
+
+    def supports_deploy(self, task):
+        """Whether the node's instance_info asks for a CoreOS deployment.
+
+        Used by the ``autodetect`` deploy interface (add ``coreos`` to
+        ``[DEFAULT]autodetect_deploy_interfaces``). True when
+        instance_info has ``ignition`` or a ``coreos_*`` option, when the
+        image source is a CoreOS metal image URL (``...coreos...raw.xz``),
+        or when a config drive in instance_info carries an Ignition
+        config as user_data.
+
+        :param task: a TaskManager instance.
+        :returns: boolean.
+        """
+        info = task.node.instance_info
+        if info.get('ignition') is not None:
+            return True
+        if any(key.startswith(INSTANCE_INFO_PREFIX) for key in info):
+            return True
+        image_source = info.get('image_source')
+        if _is_http_url(image_source):
+            name = urlparse.urlsplit(image_source).path.rsplit('/', 1)[-1]
+            if 'coreos' in name.lower() and name.endswith('.raw.xz'):
+                return True
+        drive = info.get('configdrive')
+        if isinstance(drive, dict):
+            user_data = drive.get('user_data')
+            if isinstance(user_data, dict):
+                return 'ignition' in user_data
+            if isinstance(user_data, str):
+                try:
+                    parsed = json.loads(user_data)
+                except ValueError:
+                    return False
+                return isinstance(parsed, dict) and 'ignition' in parsed
+        return False
+
+    @METRICS.timer('CoreOSDeploy.prepare')
+    @task_manager.require_exclusive_lock
+    def prepare(self, task):
+        """Check the deployment input, then prepare the deployment.
+
+        During a deployment this runs right after the conductor stored the
+        config drive of the request and before the first power action, so
+        a bad Ignition config, config drive or argument fails the
+        deployment without touching the node.
+
+        :param task: a TaskManager instance.
+        :raises: InstanceDeployFailure naming the field and the fix.
+        :raises: whatever ``custom-agent``'s prepare raises.
+        """
+        if task.node.provision_state == states.DEPLOYING:
+            step_args = self._template_step_args(task)
+            if step_args is not None:
+                try:
+                    self._build_args(task, step_args)
+                except _Failure as f:
+                    raise self._fail(task, f, exception.InstanceDeployFailure)
+        super().prepare(task)
+
+    @METRICS.timer('CoreOSDeploy.deploy')
+    @base.deploy_step(priority=100)
+    @task_manager.require_exclusive_lock
+    def deploy(self, task):
+        """Check the requested install_coreos arguments, boot the ramdisk.
+
+        Arguments given with ``--deploy-steps`` are only known once the
+        conductor has computed the deploy steps (after :meth:`prepare`):
+        they are checked here, before the ramdisk is booted.
+
+        :param task: a TaskManager instance.
+        :raises: InstanceDeployFailure naming the field and the fix.
+        :returns: what ``custom-agent``'s deploy step returns.
+        """
+        step_args = self._planned_step_args(task)
+        if step_args is not None:
+            try:
+                self._build_args(task, step_args)
+            except _Failure as f:
+                raise self._fail(task, f, exception.InstanceDeployFailure)
+        return super().deploy(task)
+
+    @METRICS.timer('CoreOSDeploy.install_coreos')
+    @base.deploy_step(priority=STEP_PRIORITY,
+                      argsinfo=installer.ARGUMENTS)
+    @task_manager.require_exclusive_lock
+    def install_coreos(self, task, **kwargs):
+        """Install CoreOS: assemble the arguments, run the agent's step.
+
+        :param task: a TaskManager instance.
+        :param kwargs: arguments of the step (see
+            :data:`ironic_coreos.engine.installer.ARGUMENTS`); they win
+            over ``instance_info`` and the ``[coreos]`` defaults.
+        :raises: InstanceDeployFailure naming the field and the fix.
+        :returns: states.DEPLOYWAIT; completion is detected by polling the
+            agent.
+        """
+        node = task.node
+        try:
+            args, report = self._build_args(task, kwargs)
+        except _Failure as f:
+            raise self._fail(task, f, exception.InstanceDeployFailure)
+        if report is not None and report.warnings:
+            LOG.warning('Node %(node)s: the Ignition config has warnings: '
+                        '%(summary)s', {'node': node.uuid,
+                                        'summary': report.summary()})
+        config_bytes = _json_bytes(args['ignition'])
+        LOG.info('Node %(node)s: handing %(step)s to the agent: Ignition '
+                 'config of %(size)d bytes (sha256 %(sha)s), image %(image)s'
+                 '%(checksum)s%(secret)s, %(kargs)d kernel argument(s) to '
+                 'append',
+                 {'node': node.uuid, 'step': STEP_NAME,
+                  'size': len(config_bytes), 'sha': _sha256(config_bytes),
+                  'image': (_redacted_url(args['image_url'])
+                            if args.get('image_url')
+                            else 'of the live system'),
+                  'checksum': (' with checksum'
+                               if args.get('image_checksum') else ''),
+                  'secret': (' with a pull secret'
+                             if args.get('image_pull_secret') else ''),
+                  'kargs': len(args.get('append_kargs') or [])})
+        new_step = {'interface': 'deploy', 'step': STEP_NAME, 'args': args}
+        client = agent_client.get_client(task)
+        return agent_base.execute_step(task, new_step, 'deploy',
+                                       client=client)
