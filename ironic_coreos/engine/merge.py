@@ -49,10 +49,15 @@ _DEFAULT_FILE_MODE = 0o644
 _HOSTNAME_RE = re.compile(r'^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})'
                           r'(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*$')
 _USER_RE = re.compile(r'^[a-z_][a-z0-9_.-]{0,31}$')
-_KEY_TYPES = ('ssh-rsa', 'ssh-dss', 'ssh-ed25519', 'ssh-ed448',
-              'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384',
-              'ecdsa-sha2-nistp521', 'sk-ecdsa-sha2-nistp256@openssh.com',
-              'sk-ssh-ed25519@openssh.com')
+_KEY_TYPES = frozenset(
+    ['ssh-rsa', 'ssh-dss', 'ssh-ed25519', 'ecdsa-sha2-nistp256',
+     'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521',
+     'sk-ecdsa-sha2-nistp256@openssh.com', 'sk-ssh-ed25519@openssh.com']
+    + [name.replace('@openssh.com', '') + '-cert-v01@openssh.com'
+       for name in ('ssh-rsa', 'ssh-ed25519', 'ecdsa-sha2-nistp256',
+                    'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521',
+                    'sk-ssh-ed25519@openssh.com',
+                    'sk-ecdsa-sha2-nistp256@openssh.com')])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,28 +208,38 @@ def _checked_keys(ssh_keys):
     return keys
 
 
+def _key_parts(key):
+    """(type, base64 data) of an authorized_keys line, or None.
+
+    Options before the key type (``from="..." ssh-ed25519 AAAA...``) are
+    allowed; the key data must be base64 and name the same key type.
+    """
+    tokens = key.split()
+    for index, token in enumerate(tokens[:-1]):
+        if token in _KEY_TYPES:
+            break
+    else:
+        return None
+    data = tokens[index + 1]
+    try:
+        blob = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    length = int.from_bytes(blob[:4], 'big')
+    if len(blob) < 4 + length or blob[4:4 + length] != token.encode():
+        return None
+    return (token, data)
+
+
 def _looks_like_key(key):
     if '\n' in key or '\r' in key:
         return False
-    parts = key.split()
-    if len(parts) < 2 or parts[0] not in _KEY_TYPES:
-        return False
-    try:
-        blob = base64.b64decode(parts[1], validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    return len(blob) > 0
-
-
-def _key_identity(key):
-    parts = key.split()
-    if len(parts) >= 2 and parts[0] in _KEY_TYPES:
-        return (parts[0], parts[1])
-    return (key.strip(),)
+    return _key_parts(key) is not None
 
 
 def _same_key(first, second):
-    return _key_identity(first) == _key_identity(second)
+    return (_key_parts(first) or first.strip()) == (
+        _key_parts(second) or second.strip())
 
 
 def _checked_user(user):
