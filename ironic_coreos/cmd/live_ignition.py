@@ -21,7 +21,6 @@ into an Ignition config for ``coreos-installer iso ignition embed`` or
 """
 
 import argparse
-import base64
 import configparser
 import io
 import json
@@ -32,6 +31,7 @@ import urllib.parse
 
 from ironic_coreos.engine import exception
 from ironic_coreos.engine import ignition
+from ironic_coreos.engine import merge
 
 SPEC_VERSION = '3.2.0'
 UNIT_NAME = 'ironic-agent.service'
@@ -43,13 +43,9 @@ HOST_ROOT = '/mnt/coreos'
 DEFAULT_IMAGE = 'quay.io/metal3-io/ironic-agent:latest'
 
 
-def _data_url(contents):
-    return 'data:;base64,' + base64.b64encode(contents).decode()
-
-
 def _file(path, contents, mode):
     return {'path': path, 'mode': mode, 'overwrite': True,
-            'contents': {'source': _data_url(contents)}}
+            'contents': {'source': merge.data_url(contents)}}
 
 
 def agent_config(api_url, options=()):
