@@ -1,0 +1,408 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""ironic-python-agent hardware manager with the ``install_coreos`` step.
+
+The agent runs on the CoreOS live system (usually in a container that sees
+the live system's root at ``[coreos]host_root``). ``install_coreos`` writes
+the user's Ignition config under the host root and runs
+``chroot <host root> coreos-installer install ... <root device>``.
+"""
+
+import collections
+import copy
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import subprocess
+import time
+
+from oslo_config import cfg
+from oslo_log import log
+
+from ironic_python_agent import efi_utils
+from ironic_python_agent import errors
+from ironic_python_agent import hardware
+from ironic_python_agent import utils
+
+from ironic_coreos.agent import disk
+from ironic_coreos.agent import image_stream
+from ironic_coreos import conf  # noqa: F401  (registers [coreos])
+from ironic_coreos.engine import configdrive
+from ironic_coreos.engine import exception
+from ironic_coreos.engine import ignition
+from ironic_coreos.engine import installer
+
+LOG = log.getLogger(__name__)
+CONF = cfg.CONF
+
+STEP_NAME = 'install_coreos'
+
+_SEARCH_PATH = ('/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin',
+                '/sbin', '/bin')
+_EFI_RETRY_DELAY = 5
+_OUTPUT_LINES_KEPT = 2000
+_LINE_SPLIT = re.compile(rb'[\r\n]')
+
+
+def _is_uefi():
+    """Whether the machine booted in UEFI mode."""
+    return os.path.isdir('/sys/firmware/efi')
+
+
+def _host_path(path):
+    """Path on the agent's side of ``path`` inside the host root."""
+    return os.path.join(CONF.coreos.host_root, path.lstrip('/'))
+
+
+def find_installer():
+    """Find the installer in the host root.
+
+    :returns: its path as the agent sees it, or None.
+    """
+    name = CONF.coreos.installer
+    if '/' in name:
+        candidates = [_host_path(name)]
+    else:
+        candidates = [_host_path(os.path.join(d, name))
+                      for d in _SEARCH_PATH]
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _digest(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_ignition(data, node_uuid=None):
+    """Write an Ignition config where the installer can read it.
+
+    The directory ``[coreos]work_dir`` inside the host root is created with
+    mode 0700; the file is created exclusively with mode 0600.
+
+    :param data: the config as bytes.
+    :param node_uuid: used in the file name.
+    :returns: a tuple (path inside the host root, path for the agent).
+    :raises: OSError if it cannot be written.
+    """
+    work_dir = CONF.coreos.work_dir
+    host_dir = _host_path(work_dir)
+    os.makedirs(host_dir, mode=0o700, exist_ok=True)
+    os.chmod(host_dir, 0o700)
+    name = '%s-%s.ign' % (node_uuid or 'node', secrets.token_hex(8))
+    host_file = os.path.join(host_dir, name)
+    fd = os.open(host_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, 'wb') as fp:
+            fp.write(data)
+    except BaseException:
+        _remove(host_file)
+        raise
+    LOG.info('Wrote the Ignition config (%(size)d bytes, sha256 %(sha)s) '
+             'to %(path)s', {'size': len(data), 'sha': _digest(data),
+                             'path': host_file})
+    return os.path.join('/', work_dir.strip('/'), name), host_file
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        LOG.error('Could not remove %(path)s: %(err)s',
+                  {'path': path, 'err': exc})
+    else:
+        LOG.debug('Removed %s', path)
+
+
+class CoreOSHardwareManager(hardware.HardwareManager):
+    """Install Fedora/RHEL CoreOS with coreos-installer."""
+
+    HARDWARE_MANAGER_NAME = 'CoreOSHardwareManager'
+    HARDWARE_MANAGER_VERSION = '1.0'
+
+    def __init__(self):
+        super().__init__()
+        self._installer_output = collections.deque(maxlen=_OUTPUT_LINES_KEPT)
+
+    def evaluate_hardware_support(self):
+        """Offer the step only where the installer exists.
+
+        :returns: HardwareSupport.SERVICE_PROVIDER when coreos-installer is
+            found in the host root, else HardwareSupport.NONE.
+        """
+        path = find_installer()
+        if path is None:
+            LOG.info('%(inst)s not found in the host root %(root)s (set '
+                     '[coreos]host_root and [coreos]installer): the '
+                     'install_coreos deploy step is not offered',
+                     {'inst': CONF.coreos.installer,
+                      'root': CONF.coreos.host_root})
+            return hardware.HardwareSupport.NONE
+        LOG.info('Found %s: the install_coreos deploy step is offered', path)
+        return hardware.HardwareSupport.SERVICE_PROVIDER
+
+    def get_deploy_steps(self, node, ports):
+        """Return the deploy steps of this manager.
+
+        :param node: the node as a dict.
+        :param ports: the node's ports.
+        :returns: a list with the ``install_coreos`` step, priority 0 (runs
+            only when requested or called by a conductor interface).
+        """
+        return [{
+            'step': STEP_NAME,
+            'priority': 0,
+            'interface': 'deploy',
+            'reboot_requested': False,
+            'argsinfo': copy.deepcopy(installer.ARGUMENTS),
+        }]
+
+    def install_coreos(self, node, ports, **kwargs):
+        """Install CoreOS on the root device.
+
+        Every argument is checked before anything is written.
+
+        :param node: the node as a dict.
+        :param ports: the node's ports (unused).
+        :param kwargs: step arguments, see
+            :data:`ironic_coreos.engine.installer.ARGUMENTS`.
+        :raises: DeploymentError naming what is wrong and what to do.
+        """
+        node = node or {}
+        node_uuid = node.get('uuid')
+        try:
+            args = installer.parse_args(kwargs, node)
+        except exception.InvalidArgument as exc:
+            raise errors.DeploymentError(
+                'install_coreos: %s' % exc) from None
+        LOG.info('install_coreos on node %(node)s: %(args)r',
+                 {'node': node_uuid, 'args': args})
+
+        device = hardware.dispatch_to_managers('get_os_install_device',
+                                               permit_refresh=True)
+        config = self._ignition(args, node, device)
+        data = json.dumps(config, separators=(',', ':')).encode('utf-8')
+
+        try:
+            inside, host_file = write_ignition(data, node_uuid)
+        except OSError as exc:
+            raise errors.DeploymentError(
+                'Could not write the Ignition config under %s: %s. Check '
+                '[coreos]host_root and [coreos]work_dir.'
+                % (_host_path(CONF.coreos.work_dir), exc))
+        stream = None
+        try:
+            local_url = None
+            if args.uses_stream:
+                verify, cert = utils.get_ssl_client_options(CONF)
+                stream = image_stream.ImageStream(
+                    args.image_url, checksum=args.image_checksum,
+                    pull_secret=args.image_pull_secret, verify=verify,
+                    cert=cert)
+                local_url = stream.start()
+            self._install(args, device, inside, local_url, stream)
+        finally:
+            if stream is not None:
+                stream.stop()
+            _remove(host_file)
+
+        self._set_boot_entry(device)
+        LOG.info('CoreOS installed on %(dev)s of node %(node)s',
+                 {'dev': device, 'node': node_uuid})
+
+    def _ignition(self, args, node, device):
+        """Find and check the Ignition config.
+
+        :returns: the parsed config (a dict).
+        :raises: DeploymentError when there is none or it is invalid.
+        """
+        if args.ignition is not None:
+            data, source = args.ignition, 'the ignition argument'
+        else:
+            source = 'the config drive user_data'
+            value = (node.get('instance_info') or {}).get('configdrive')
+            try:
+                drive = configdrive.read(
+                    value, timeout=CONF.coreos.configdrive_fetch_timeout)
+            except exception.ConfigDriveError as exc:
+                raise errors.DeploymentError(
+                    'Cannot read the config drive: %s' % exc) from None
+            data = drive.user_data if drive is not None else None
+            if not data:
+                raise errors.DeploymentError(
+                    'No Ignition config: pass the "ignition" argument of '
+                    'install_coreos or a config drive whose user_data is an '
+                    'Ignition config')
+        try:
+            report = ignition.check(
+                data, max_version=CONF.coreos.max_ignition_version,
+                fail_on_warnings=CONF.coreos.fail_on_ignition_warnings,
+                install_device=device)
+        except exception.InvalidIgnition as exc:
+            raise errors.DeploymentError(
+                'The Ignition config from %s is not valid: %s'
+                % (source, exc)) from None
+        if report.warnings:
+            LOG.warning('The Ignition config from %(src)s has warnings: '
+                        '%(summary)s', {'src': source,
+                                        'summary': report.summary()})
+        if report.needs_network:
+            LOG.info('The Ignition config from %s fetches resources at '
+                     'first boot: the node needs network then', source)
+        if report.config is not None:
+            return report.config
+        return ignition.parse(data)
+
+    def _install(self, args, device, ignition_file, local_url, stream):
+        """Run the installer, retrying transient failures.
+
+        :raises: DeploymentError with the installer's own error line.
+        """
+        attempts = CONF.coreos.install_attempts
+        host_root = CONF.coreos.host_root
+        for attempt in range(1, attempts + 1):
+            try:
+                disk.release(device, host_root=host_root)
+            except disk.DiskBusy as exc:
+                raise errors.DeploymentError(str(exc)) from None
+            argv = (['chroot', host_root, CONF.coreos.installer]
+                    + installer.build_argv(args, device, ignition_file,
+                                           image_url=local_url))
+            shown = [image_stream.safe_url(a) if a == args.image_url else a
+                     for a in argv]
+            LOG.info('Running %(argv)s (attempt %(n)d of %(total)d)',
+                     {'argv': ' '.join(shown), 'n': attempt,
+                      'total': attempts})
+            code, lines = self._run(argv)
+            if code == 0:
+                return
+            if stream is not None and stream.mismatch:
+                raise errors.DeploymentError(stream.mismatch)
+            reason = installer.last_error_line(lines) or 'no output'
+            if installer.is_transient(lines) and attempt < attempts:
+                LOG.warning('coreos-installer failed (attempt %(n)d of '
+                            '%(total)d) for a reason that can be transient: '
+                            '%(reason)s. Retrying in %(delay)d seconds',
+                            {'n': attempt, 'total': attempts,
+                             'reason': reason,
+                             'delay': CONF.coreos.install_retry_delay})
+                time.sleep(CONF.coreos.install_retry_delay)
+                continue
+            if installer.is_transient(lines):
+                hint = ('gave up after %d attempts; check that the image '
+                        'server is reachable from the node' % attempts)
+            else:
+                hint = 'not retried'
+            raise errors.DeploymentError(
+                'coreos-installer failed to install on %s (exit status %s, '
+                '%s): %s' % (device, code, hint, reason))
+
+    def _run(self, argv):
+        """Run a command, streaming its output into the log.
+
+        :returns: (exit status, list of the last output lines).
+        :raises: DeploymentError when it cannot be started.
+        """
+        lines = collections.deque(maxlen=_OUTPUT_LINES_KEPT)
+        env = os.environ.copy()
+        for name in ('no_proxy', 'NO_PROXY'):
+            # NOTE: the local image stream must never go through a proxy.
+            hosts = [h for h in env.get(name, '').split(',') if h]
+            env[name] = ','.join(hosts + ['127.0.0.1'])
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, env=env)
+        except OSError as exc:
+            raise errors.DeploymentError(
+                'Could not run %s: %s' % (argv[0], exc)) from None
+
+        def emit(raw):
+            text = raw.decode('utf-8', 'replace').rstrip()
+            if text.strip():
+                LOG.info('coreos-installer: %s', text)
+                lines.append(text)
+                self._installer_output.append(text)
+
+        pending = b''
+        with proc:
+            # NOTE: progress lines end with "\r" on a terminal; split on
+            # both so every line reaches the log while the install runs.
+            while True:
+                chunk = proc.stdout.read1(65536)
+                if not chunk:
+                    break
+                parts = _LINE_SPLIT.split(pending + chunk)
+                pending = parts.pop()
+                for part in parts:
+                    emit(part)
+            emit(pending)
+            code = proc.wait()
+        LOG.info('coreos-installer exited with status %s', code)
+        return code, list(lines)
+
+    def _set_boot_entry(self, device):
+        """Make the installed system the UEFI boot entry.
+
+        :raises: DeploymentError if it still fails after
+            ``[coreos]efi_attempts`` attempts.
+        """
+        if not _is_uefi():
+            LOG.info('Not a UEFI machine: no boot entry to set')
+            return
+        attempts = CONF.coreos.efi_attempts
+        error = None
+        for attempt in range(1, attempts + 1):
+            try:
+                if efi_utils.manage_uefi(device):
+                    LOG.info('UEFI boot entry set for %s', device)
+                    return
+                error = 'no EFI boot loader found on its EFI partition'
+            except Exception as exc:
+                error = str(exc)
+            LOG.warning('Setting the UEFI boot entry for %(dev)s failed '
+                        '(attempt %(n)d of %(total)d): %(err)s',
+                        {'dev': device, 'n': attempt, 'total': attempts,
+                         'err': error})
+            if attempt < attempts:
+                time.sleep(_EFI_RETRY_DELAY)
+        raise errors.DeploymentError(
+            'CoreOS was installed on %s but it could not be made the UEFI '
+            'boot entry after %d attempts: %s' % (device, attempts, error))
+
+    def collect_system_logs(self, io_dict, file_list):
+        """Add the live system's journal and the installer output.
+
+        :param io_dict: dict of file name -> binary IO, updated.
+        :param file_list: list of files to include (unused).
+        """
+        try:
+            host_root = CONF.coreos.host_root
+            if os.path.normpath(host_root) != '/':
+                # NOTE: with host_root = / the agent's own log collection
+                # already has this journal.
+                utils.try_collect_command_output(
+                    io_dict, 'coreos-host-journal',
+                    ['chroot', host_root, 'journalctl', '--no-pager',
+                     '--all', '--boot'])
+            if self._installer_output:
+                io_dict['coreos-installer.log'] = io.BytesIO(
+                    '\n'.join(self._installer_output).encode('utf-8'))
+        except Exception as exc:
+            LOG.warning('Could not collect the CoreOS logs: %s', exc)
