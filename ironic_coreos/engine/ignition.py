@@ -24,7 +24,6 @@ Nothing here imports Ironic or ironic-python-agent.
 
 import base64
 import binascii
-import copy
 import dataclasses
 import difflib
 import json
@@ -445,7 +444,14 @@ def _load(data):
         list of problems)
     """
     if isinstance(data, dict):
-        return copy.deepcopy(data), {}, []
+        try:
+            # A round trip copies the dict and proves it is plain JSON.
+            return json.loads(json.dumps(data)), {}, []
+        except (TypeError, ValueError) as exc:
+            return None, {}, [Problem(
+                '$', 'the config holds values that are not JSON (%s)'
+                % type(exc).__name__, 'pass only JSON types: dict, list, '
+                'str, int, bool and None')]
     if isinstance(data, (bytes, bytearray)):
         text, problem = _decode(bytes(data))
         if problem:
@@ -762,7 +768,12 @@ class _Validator:
                 self._wrong_type(path, value, kind)
                 return
             for index, item in enumerate(value):
-                self._check_shape(item, kind[0], '%s[%d]' % (path, index))
+                item_path = '%s[%d]' % (path, index)
+                if item is None:
+                    self.error(item_path, 'a list item cannot be null',
+                               'remove the null item')
+                else:
+                    self._check_shape(item, kind[0], item_path)
         elif not _has_type(value, kind):
             self._wrong_type(path, value, kind)
         elif kind == schema.INTEGER and abs(value) >= _MAX_INT:
@@ -941,9 +952,11 @@ class _Validator:
                 self.error(header_path, 'HTTP header %s is set twice'
                            % _show(name), 'keep one entry per header')
             names.add(name)
-        if names and scheme not in (None, 'http', 'https'):
+        if _get(resource, 'httpHeaders', list) and scheme not in (
+                'http', 'https'):
             self.error(_child(path, 'httpHeaders'), 'HTTP headers are only '
-                       'used with http and https sources, not %s' % scheme,
+                       'used with http and https sources, not %s'
+                       % (scheme or 'a missing or invalid source'),
                        'remove "httpHeaders" or use an http(s) source')
 
     # ignition section
@@ -954,6 +967,8 @@ class _Validator:
         config = _get(section, 'config', dict)
         for item_path, item in _items(config, 'merge', '$.ignition.config'):
             self._check_resource(item_path, item, True)
+        self._no_duplicates(config, 'merge', '$.ignition.config', 'source',
+                            'merged config source')
         if isinstance(_get(config, 'replace', dict), dict):
             self._check_resource('$.ignition.config.replace',
                                  config['replace'], True)
@@ -961,10 +976,15 @@ class _Validator:
         for item_path, item in _items(tls, 'certificateAuthorities',
                                       '$.ignition.security.tls'):
             self._check_resource(item_path, item, True)
+        self._no_duplicates(tls, 'certificateAuthorities',
+                            '$.ignition.security.tls', 'source',
+                            'certificate authority source')
         proxy = _get(section, 'proxy', dict)
+        self._no_duplicates(proxy, 'noProxy', '$.ignition.proxy', None,
+                            'noProxy entry')
         for key in ('httpProxy', 'httpsProxy'):
             value = _get(proxy, key, str)
-            if value and urllib.parse.urlsplit(value).scheme not in (
+            if value and _scheme(value) not in (
                     'http', 'https'):
                 self.error('%s.proxy.%s' % (path, key), 'a proxy must be an '
                            'http:// or https:// URL',
@@ -1064,6 +1084,7 @@ class _Validator:
                 self.error(_child(path, 'level'), 'unknown or missing RAID '
                            'level', 'write one of %s'
                            % ', '.join(schema.RAID_LEVELS))
+            self._no_duplicates(raid, 'devices', path, None, 'device')
             if not _get(raid, 'devices', list):
                 self.error(_child(path, 'devices'), 'a RAID array needs '
                            'devices', 'list the member devices')
@@ -1081,6 +1102,25 @@ class _Validator:
                        'keep one entry per name')
         else:
             seen[name] = path
+
+    def _no_duplicates(self, obj, key, path, field, what):
+        """Report repeated items of list ``obj[key]``.
+
+        :param field: compare this member of each item, or the items
+            themselves when None.
+        """
+        seen = {}
+        base = _child(path, key)
+        for index, item in enumerate(_get(obj, key, list) or []):
+            value = _get(item, field, str) if field else item
+            if not isinstance(value, str):
+                continue
+            item_path = '%s[%d]' % (base, index)
+            if value in seen:
+                self.error(item_path, 'this %s repeats %s'
+                           % (what, seen[value]), 'list it only once')
+            else:
+                seen[value] = item_path
 
     def _check_filesystems(self, storage):
         devices = {}
@@ -1149,10 +1189,11 @@ class _Validator:
                 self._check_clevis(_child(path, 'clevis'), clevis)
 
     def _check_clevis(self, path, clevis):
+        self._no_duplicates(clevis, 'tang', path, 'url', 'Tang server')
         for tang_path, tang in _items(clevis, 'tang', path):
             self.needs_network = True
             url = _get(tang, 'url', str)
-            if not url or urllib.parse.urlsplit(url).scheme not in (
+            if not url or _scheme(url) not in (
                     'http', 'https'):
                 self.error(_child(tang_path, 'url'), 'a Tang server needs '
                            'an http:// or https:// URL',
@@ -1387,6 +1428,9 @@ class _Validator:
         names = {}
         for path, user in _items(passwd, 'users', '$.passwd'):
             self._unique_name(path, _get(user, 'name', str), names, 'user')
+            self._no_duplicates(user, 'groups', path, None, 'group')
+            self._no_duplicates(user, 'sshAuthorizedKeys', path, None,
+                                'SSH key')
             keys = _get(user, 'sshAuthorizedKeys', list) or []
             for index, key in enumerate(keys):
                 problem = _ssh_key_problem(key) if isinstance(
@@ -1452,6 +1496,13 @@ def _value_name(value):
     if isinstance(value, dict):
         return 'an object'
     return 'a %s' % type(value).__name__
+
+
+def _scheme(url):
+    try:
+        return urllib.parse.urlsplit(url).scheme.lower()
+    except ValueError:
+        return ''
 
 
 def _remote(source):
