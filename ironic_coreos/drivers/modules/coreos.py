@@ -170,10 +170,9 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
 
     def _fail(self, task, failure, exc_class):
         """Turn an internal _Failure into an Ironic exception."""
-        msg = (_('Cannot deploy CoreOS on node %(node)s: %(field)s: '
+        msg = (_('CoreOS deployment input is invalid: %(field)s: '
                  '%(problem)s')
-               % {'node': task.node.uuid, 'field': failure.field,
-                  'problem': failure.message})
+               % {'field': failure.field, 'problem': failure.message})
         if exc_class is exception.InstanceDeployFailure:
             return exc_class(reason=msg)
         return exc_class(msg)
