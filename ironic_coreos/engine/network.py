@@ -23,8 +23,9 @@ Mapping:
   ``bridge``, ``tap``, ``hw_veb``, ``dvs``, ``vhostuser``, ...) are NICs,
   matched by ``ethernet_mac_address`` because kernel names are not known in
   advance; ``mtu`` is kept.
-* ``bond`` links become ``type=bond`` profiles named after the link id (or
-  ``bondN`` when the id is not a valid interface name); ``bond_mode``
+* ``bond`` links become ``type=bond`` profiles whose ``interface-name`` is
+  the link id (or ``bondN`` when the id is not a valid interface name of at
+  most 15 characters); ``bond_mode``
   (Linux names, numbers 0-6 and common aliases such as ``lacp``) and the
   other ``bond_*`` options become ``[bond]`` options. Without ``bond_mode``
   the bond is ``active-backup``, Ironic's default port group mode (Ironic
@@ -34,7 +35,8 @@ Mapping:
 * ``vlan`` links on a NIC or a bond become ``type=vlan`` profiles whose
   ``parent`` is the UUID of the parent's profile (UUIDs are derived with
   uuid5, so the output is reproducible) and whose ``interface-name`` is
-  ``<parent>.<vlan id>`` when that fits in 15 characters.
+  ``<parent>.<vlan id>`` when that fits in 15 characters (else
+  ``vlan<id>``).
 * ``networks[]``: ``ipv4``/``ipv6`` become static addresses (several
   networks on one link give several addresses), the default route becomes
   ``gateway=``, other routes ``routeN=``; ``ipv4_dhcp`` and every dynamic
@@ -47,7 +49,10 @@ Mapping:
   out (Nova writes it that way); it is not pinned.
 * DNS servers: per-network ``services`` and ``dns_nameservers`` go to that
   link, global ``services`` to every profile that configures the server's
-  address family.
+  address family (NetworkManager refuses DNS servers on a disabled family),
+  per-network ones first, each server once.
+* Profiles are named after the link id, made safe as a file name
+  (``[A-Za-z0-9_.+-]``, no leading dot, ``-N`` added on a clash).
 * A profile without any IP configuration (a NIC without networks, a bond or
   NIC that only carries VLANs) gets ``method=disabled`` on both families so
   NetworkManager does not start DHCP on it; a family without networks on a
@@ -307,6 +312,9 @@ def _ip(value, path, version, allow_unspecified=False):
     if address.version != version:
         _fail(path, value, '%s (this is an IPv%d address)'
               % (what, address.version))
+    if getattr(address, 'scope_id', None):
+        _fail(path, value, '%s without a %%zone (NICs are matched by MAC, '
+              'their names are not known)' % what)
     if address.is_unspecified and not allow_unspecified:
         _fail(path, value, '%s other than the unspecified address' % what)
     if address.is_multicast:
@@ -741,7 +749,8 @@ class _Converter(object):
             address = ipaddress.ip_address(server.strip())
         except (ValueError, AttributeError):
             _fail(path, server, expected)
-        if address.is_unspecified or address.is_multicast:
+        if (address.is_unspecified or address.is_multicast
+                or getattr(address, 'scope_id', None)):
             _fail(path, server, expected)
         targets = [link.family(address.version) for link in links
                    if link.family(address.version).configured]

@@ -812,6 +812,16 @@ class ErrorTestCase(testtools.TestCase):
                                 'netmask': 64}], (),
                     '$.networks[0].ip_address', 'required')
 
+    def test_scoped_addresses(self):
+        self._fails([_nic()], [{'type': 'ipv6', 'link': 'nic0',
+                                'ip_address': '2001:db8::1', 'netmask': 64,
+                                'routes': [{'network': '::', 'netmask': 0,
+                                            'gateway': 'fe80::1%eth0'}]}],
+                    (), '$.networks[0].routes[0].gateway', '%zone')
+        self._fails([_nic()], [{'type': 'ipv6_slaac', 'link': 'nic0'}],
+                    [{'type': 'dns', 'address': 'fe80::53%eth0'}],
+                    '$.services[0].address', "'fe80::53%eth0'")
+
     def test_unusable_ip(self):
         for ip in ('0.0.0.0', '224.0.0.1'):
             self._fails([_nic()], [_v4(ip=ip)], (),
