@@ -112,14 +112,15 @@ def _fs_spec(device, offset):
 
 
 def debugfs(device, offset, command, write=False):
-    """Run one debugfs command on the ext4 filesystem at a byte offset.
+    """Run debugfs command(s) on the ext4 filesystem at a byte offset.
 
     debugfs exits 0 even when its command fails, so anything on stderr but
     its version banner is treated as a failure.
 
     :param device: disk image file or block device.
     :param offset: byte offset of the filesystem on the device.
-    :param command: the debugfs request, e.g. ``'stat /ignition'``.
+    :param command: the debugfs request, e.g. ``'stat /ignition'``, or a
+        list of requests run in one debugfs session.
     :param write: open the filesystem read-write.
     :returns: debugfs's standard output (bytes).
     :raises: DiskError if debugfs reports an error.
@@ -127,8 +128,13 @@ def debugfs(device, offset, command, write=False):
     argv = ['debugfs']
     if write:
         argv.append('-w')
-    argv += ['-R', command, _fs_spec(device, offset)]
-    proc = _run(argv, check=False)
+    if isinstance(command, str):
+        argv += ['-R', command, _fs_spec(device, offset)]
+        stdin = None
+    else:
+        argv += ['-f', '-', _fs_spec(device, offset)]
+        stdin = ''.join(c + '\n' for c in command).encode()
+    proc = _run(argv, stdin=stdin, check=False)
     errors = [line for line in
               proc.stderr.decode(errors='replace').splitlines()
               if line.strip() and not _DEBUGFS_BANNER.match(line)]
@@ -247,10 +253,10 @@ def make_dir(device, offset, path, mode):
 
 def set_mode(device, offset, path, mode):
     """Set the full mode (type and permission bits) and root ownership."""
-    debugfs(device, offset, 'set_inode_field "%s" mode 0%o' % (path, mode),
-            write=True)
-    debugfs(device, offset, 'set_inode_field "%s" uid 0' % path, write=True)
-    debugfs(device, offset, 'set_inode_field "%s" gid 0' % path, write=True)
+    debugfs(device, offset, [
+        'set_inode_field "%s" mode 0%o' % (path, mode),
+        'set_inode_field "%s" uid 0' % path,
+        'set_inode_field "%s" gid 0' % path], write=True)
 
 
 def partition_table(path):
