@@ -251,8 +251,8 @@ def _gunzip(blob, form):
 def _from_blob(blob, form):
     """Read gzip-compressed or plain ISO 9660 bytes."""
     if blob[:2] == b'\x1f\x8b':
-        blob = _gunzip(blob, form)
         form = form.replace('base64', 'gzip+base64', 1)
+        blob = _gunzip(blob, form)
     if blob[_ISO_MAGIC_OFFSET:_ISO_MAGIC_OFFSET + 5] != b'CD001':
         raise exception.ConfigDriveError(
             '%s: the decoded data (%d bytes) is neither gzip-compressed nor '
