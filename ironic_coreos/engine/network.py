@@ -164,6 +164,7 @@ _BOND_ENUM_OPTIONS = {
     'arp_all_targets': {v: v for v in _ARP_ALL_TARGETS},
 }
 
+_DIGITS_RE = re.compile(r'^[0-9]+$')
 _MAC_RE = re.compile(r'^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$')
 _IFNAME_MAX = 15
 _IFNAME_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.+-]*$')
@@ -277,7 +278,7 @@ def _get_int(container, key, path, minimum, maximum, required=False):
     value = container.get(key)
     if value is None and not required:
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _DIGITS_RE.match(value.strip()):
         value = int(value.strip())
     if (isinstance(value, bool) or not isinstance(value, int)
             or not minimum <= value <= maximum):
@@ -339,7 +340,7 @@ def _prefix_from_mask(value, path, version):
     text = value
     if isinstance(text, str):
         text = text.strip().lstrip('/')
-        if text.isdigit():
+        if _DIGITS_RE.match(text):
             text = int(text)
     if isinstance(text, int) and not isinstance(text, bool):
         if not 0 <= text <= bits:
@@ -509,7 +510,7 @@ class _Converter(object):
         if isinstance(value, bool):
             _fail(path + '.bond_mode', value, expected)
         text = str(value).strip().lower()
-        if text.isdigit() and int(text) < len(_BOND_MODES):
+        if _DIGITS_RE.match(text) and int(text) < len(_BOND_MODES):
             return _BOND_MODES[int(text)]
         if text in _BOND_MODES:
             return text

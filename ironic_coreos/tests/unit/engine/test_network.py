@@ -98,7 +98,8 @@ def semantics(text):
             for key in ('mac-address', 'cloned-mac-address'):
                 if key in values:
                     values[key] = values[key].upper()
-            result[title] = values
+            if values:
+                result[title] = values
     if parser.has_section('bond'):
         result['bond'] = dict(parser['bond'])
     for title in ('ipv4', 'ipv6'):
@@ -672,8 +673,9 @@ class ErrorTestCase(testtools.TestCase):
                     '$.links[1].ethernet_mac_address', 'links[0]')
 
     def test_bad_mtu(self):
-        self._fails([_nic(mtu=0)], (), (), '$.links[0].mtu', '0',
-                    'from 68 to 65535')
+        for mtu in (0, 65536, '\u00b2', '1500 bytes', 1500.0):
+            self._fails([_nic(mtu=mtu)], (), (), '$.links[0].mtu',
+                        repr(mtu), 'from 68 to 65535')
 
     def test_bond_options_on_a_nic(self):
         self._fails([_nic(bond_links=['x'])], (), (),
@@ -897,7 +899,8 @@ _JSON = st.recursive(
     | st.sampled_from(['', 'nic0', 'bond0', 'v', '0.0.0.0', '::',
                        '192.0.2.1', '2001:db8::1', '255.255.255.0',
                        'ffff:ffff::', '24', '52:54:00:00:00:01', 'dns',
-                       'ipv4', 'ipv6_slaac', 'phy', 'bond', 'vlan'])
+                       'ipv4', 'ipv6_slaac', 'phy', 'bond', 'vlan', '\u00b2',
+                       '\u0663', 'fe80::1%eth0', '1.2.3.4/40'])
     | st.text(max_size=8) | st.just('a\nmode=x'),
     lambda inner: st.lists(inner, max_size=3)
     | st.dictionaries(st.text(max_size=6), inner, max_size=3),
@@ -944,3 +947,89 @@ class RobustnessTestCase(testtools.TestCase):
                     self.assertRegex(line, r'^(|\[[a-z0-9-]+\]|'
                                            r'[a-z0-9_-]+=[ -~]*)$')
                 _parse_keyfile(keyfile.contents)
+
+
+_ALL_NETWORK_TYPES = ('ipv4', 'ipv6', 'ipv4_dhcp', 'ipv6_dhcp', 'ipv6_slaac',
+                      'ipv6_dhcpv6-stateful', 'ipv6_dhcpv6-stateless')
+
+
+@st.composite
+def _address(draw, version):
+    if version == 4:
+        number = draw(st.integers(0x0A000001, 0x0AFFFFFE))
+        return ipaddress.IPv4Address(number)
+    base = int(ipaddress.IPv6Address('2001:db8::'))
+    return ipaddress.IPv6Address(base + draw(st.integers(1, 2 ** 96 - 1)))
+
+
+@st.composite
+def _route(draw, version):
+    bits = 32 if version == 4 else 128
+    gateway = str(draw(_address(version)))
+    prefix = draw(st.integers(0, bits))
+    network = ipaddress.ip_network('%s/%d' % (draw(_address(version)),
+                                              prefix), strict=False)
+    return {'network': str(network.network_address),
+            'netmask': draw(st.sampled_from([prefix,
+                                             str(network.netmask)])),
+            'gateway': gateway}
+
+
+@st.composite
+def _network(draw, link):
+    net_type = draw(st.sampled_from(_ALL_NETWORK_TYPES))
+    version = 4 if net_type.startswith('ipv4') else 6
+    net = {'type': net_type, 'link': link,
+           'routes': draw(st.lists(_route(version), max_size=2))}
+    if net_type in ('ipv4', 'ipv6'):
+        prefix = draw(st.integers(8 if version == 4 else 16,
+                                  32 if version == 4 else 128))
+        mask = ipaddress.ip_network('%s/%d' % ('0.0.0.0' if version == 4
+                                               else '::', prefix)).netmask
+        net['ip_address'] = str(draw(_address(version)))
+        net['netmask'] = draw(st.sampled_from([prefix, str(mask)]))
+    return net
+
+
+@st.composite
+def _network_data(draw):
+    links = []
+    for i in range(draw(st.integers(1, 3))):
+        links.append({'id': 'nic%d' % i,
+                      'type': draw(st.sampled_from(['phy', 'vif', 'ovs'])),
+                      'ethernet_mac_address': '52:54:00:00:00:%02x' % i,
+                      'mtu': draw(st.none() | st.integers(1280, 9000))})
+    l3 = [link['id'] for link in links]
+    if len(links) > 1 and draw(st.booleans()):
+        links.append({'id': 'bond0', 'type': 'bond',
+                      'bond_links': ['nic0', 'nic1'],
+                      'bond_mode': draw(st.sampled_from(
+                          [0, 1, '4', 'lacp', 'balance-alb'])),
+                      'bond_miimon': draw(st.integers(0, 1000))})
+        l3 = ['bond0'] + l3[2:]
+    if draw(st.booleans()):
+        links.append({'id': 'vlan0', 'type': 'vlan',
+                      'vlan_link': draw(st.sampled_from(l3)),
+                      'vlan_id': draw(st.integers(1, 4094))})
+        l3.append('vlan0')
+    networks = draw(st.lists(st.sampled_from(l3).flatmap(_network),
+                             max_size=4))
+    versions = {4 if n['type'].startswith('ipv4') else 6 for n in networks}
+    services = [{'type': 'dns', 'address': str(draw(_address(v)))}
+                for v in sorted(versions)]
+    return {'links': links, 'networks': networks, 'services': services}
+
+
+@testtools.skipIf(NMCLI is None, 'nmcli (network-manager) is not installed')
+class NetworkManagerPropertyTestCase(testtools.TestCase):
+    """Generated valid network_data: NetworkManager keeps every value."""
+
+    @settings(max_examples=40, deadline=None)
+    @given(network_data=_network_data())
+    def test_roundtrip(self, network_data):
+        for keyfile in network.keyfiles_from_network_data(network_data):
+            status, out, err = nm_roundtrip(keyfile.contents)
+            self.assertEqual(0, status, '%s: %s\n%s'
+                             % (keyfile.name, err, keyfile.contents))
+            self.assertEqual(semantics(keyfile.contents), semantics(out),
+                             keyfile.contents)
