@@ -23,6 +23,7 @@ import copy
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import secrets
@@ -55,6 +56,60 @@ _SEARCH_PATH = ('/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin',
 _EFI_RETRY_DELAY = 5
 _OUTPUT_LINES_KEPT = 2000
 _LINE_SPLIT = re.compile(rb'[\r\n]')
+
+
+# Keys whose values are secrets wherever they appear in what the agent logs.
+_SECRET_KEYS = frozenset(['ignition', 'image_pull_secret', 'configdrive',
+                          'user_data'])
+# ironic-python-agent modules that log whole nodes or steps with their
+# arguments (the Ignition config, the config drive).
+_AGENT_LOGGERS = ('ironic_python_agent.extensions.base',
+                  'ironic_python_agent.extensions.clean',
+                  'ironic_python_agent.extensions.deploy',
+                  'ironic_python_agent.extensions.poll',
+                  'ironic_python_agent.extensions.service')
+
+
+def _redact(value, depth=0):
+    """Copy ``value`` with the values of secret keys hidden."""
+    if depth > 20:
+        return value
+    if isinstance(value, dict):
+        return {k: ('<hidden>' if k in _SECRET_KEYS and v is not None
+                    else _redact(v, depth + 1))
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redact(v, depth + 1) for v in value)
+    return value
+
+
+class SecretFilter(logging.Filter):
+    """Hide Ignition configs, config drives and pull secrets.
+
+    ironic-python-agent logs deploy steps with their arguments and the
+    node with its instance_info; this filter replaces the values of
+    ``ignition``, ``image_pull_secret``, ``configdrive`` and ``user_data``
+    in such records by ``<hidden>``.
+    """
+
+    def filter(self, record):
+        if record.args:
+            if isinstance(record.args, dict):
+                record.args = _redact(record.args)
+            else:
+                record.args = tuple(_redact(a) for a in record.args)
+        return True
+
+
+_SECRET_FILTER = SecretFilter()
+
+
+def install_secret_filter():
+    """Attach :class:`SecretFilter` to the agent's step loggers."""
+    for name in _AGENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if _SECRET_FILTER not in logger.filters:
+            logger.addFilter(_SECRET_FILTER)
 
 
 def _is_uefi():
@@ -139,6 +194,7 @@ class CoreOSHardwareManager(hardware.HardwareManager):
     def __init__(self):
         super().__init__()
         self._installer_output = collections.deque(maxlen=_OUTPUT_LINES_KEPT)
+        install_secret_filter()
 
     def evaluate_hardware_support(self):
         """Offer the step only where the installer exists.

@@ -763,3 +763,38 @@ class TestWriteIgnition(Base):
         with open(os.path.join(self.root, 'run'), 'w'):
             pass
         self.assertRaises(OSError, hardware_manager.write_ignition, b'{}')
+
+
+class TestSecretFilter(Base):
+
+    def test_redacts_copy(self):
+        step = {'step': 'install_coreos',
+                'args': {'ignition': _ignition(), 'append_kargs': ['x'],
+                         'image_pull_secret': PULL_SECRET}}
+        node = {'instance_info': {'configdrive': {'user_data': MARKER}}}
+        record = hardware_manager.logging.LogRecord(
+            'ironic_python_agent.extensions.deploy', 20, __file__, 1,
+            'step %s node %s', (step, [node]), None)
+        self.assertTrue(hardware_manager.SecretFilter().filter(record))
+        text = record.getMessage()
+        self.assertNotIn(MARKER, text)
+        self.assertIn("'append_kargs': ['x']", text)
+        self.assertIn("'ignition': '<hidden>'", text)
+        # the objects the agent works with are untouched
+        self.assertEqual(_ignition(), step['args']['ignition'])
+        self.assertEqual(PULL_SECRET, step['args']['image_pull_secret'])
+
+    def test_dict_args(self):
+        record = hardware_manager.logging.LogRecord(
+            'x', 20, __file__, 1, '%(step)s',
+            ({'step': {'args': {'ignition': MARKER}}},), None)
+        hardware_manager.SecretFilter().filter(record)
+        self.assertNotIn(MARKER, record.getMessage())
+
+    def test_installed_on_agent_loggers(self):
+        logger = hardware_manager.logging.getLogger(
+            'ironic_python_agent.extensions.deploy')
+        self.assertIn(hardware_manager._SECRET_FILTER, logger.filters)
+        hardware_manager.install_secret_filter()
+        self.assertEqual(1, logger.filters.count(
+            hardware_manager._SECRET_FILTER))
