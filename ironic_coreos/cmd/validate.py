@@ -90,8 +90,8 @@ def _print_text(result, out):
     elif result['valid']:
         verdict = 'valid with %d warning(s)' % len(warnings)
     else:
-        verdict = 'INVALID: %d error(s), %d warning(s)' % (len(errors),
-                                                            len(warnings))
+        verdict = 'INVALID: %d error(s), %d warning(s)' % (
+            len(errors), len(warnings))
     out.write('%s%s: %s\n' % (result['file'], version, verdict))
     for item in errors + warnings:
         problem = ignition.Problem(**item)
