@@ -336,6 +336,9 @@ class _JSONReader:
             member = _child(path, key)
             if key in result:
                 self.duplicates.append((member, key_pos))
+            # Members are located at their key, the start of the line a
+            # reader looks for.
+            self.positions.setdefault(member, key_pos)
             value, pos = self._value(pos, member)
             result[key] = value
             pos = self._skip(pos)

@@ -664,7 +664,7 @@ class TestVersion(unittest.TestCase):
         problem = self._only_error('{"ignition": {"version": 3.1}}')
         self.assertEqual('$.ignition.version', problem.path)
         self.assertIn('"3.1.0"', problem.fix)
-        self.assertEqual((1, 26), (problem.line, problem.column))
+        self.assertEqual((1, 15), (problem.line, problem.column))
 
     def test_malformed(self):
         problem = self._only_error(_cfg('3.x'))
