@@ -652,6 +652,56 @@ class TestSafety(StandinTestCase):
         self.assertIsNotNone(disk.inspect_disk(self.target)['ignition'])
 
 
+class TestLoopDevice(StandinTestCase):
+    """The same on a loop device (root only; detaches what it attaches)."""
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0 or not shutil.which('losetup'):
+            self.skipTest('loop devices need root and losetup')
+        self.backing = self.target
+        self.target = self.attach(self.target)
+
+    def attach(self, path, *options):
+        proc = subprocess.run(['losetup', '--find', '--show'] + list(options)
+                              + [path], capture_output=True, check=False)
+        if proc.returncode != 0:
+            self.skipTest('cannot attach a loop device: %s'
+                          % proc.stderr.decode().strip())
+        device = proc.stdout.decode().strip()
+        self.addCleanup(subprocess.run, ['losetup', '-d', device],
+                        capture_output=True, check=False)
+        return device
+
+    def test_install_to_loop_device(self):
+        info = self.assertInstalled(self.install('--append-karg', 'a,b'))
+        self.assertEqual('a,b', info['kargs'][-1])
+        self.assertEqual(0o600, info['ignition_mode'])
+
+    def _mount_boot_view(self, over):
+        """Mount the boot partition through an offset loop over ``over``."""
+        boot = disk.find_boot(self.target)
+        view = self.attach(over, '--offset', str(boot),
+                           '--sizelimit', str(16 * MIB))
+        mnt = tempfile.mkdtemp(dir=self.tmp)
+        proc = subprocess.run(['mount', '-o', 'ro', view, mnt],
+                              capture_output=True, check=False)
+        if proc.returncode != 0:
+            self.skipTest('cannot mount ext4: %s' % proc.stderr.decode())
+        self.addCleanup(subprocess.run, ['umount', mnt],
+                        capture_output=True, check=False)
+        return mnt
+
+    def test_busy_when_partition_view_mounted(self):
+        self.assertInstalled(self.install())
+        for over in (self.backing, self.target):
+            mnt = self._mount_boot_view(over)
+            self.assertFailed(self.install(), 'found busy partitions')
+            subprocess.run(['umount', mnt], check=True)
+        # Refused before opening the device: the install is still there.
+        self.assertEqual('boot', disk.inspect_disk(self.target)['labels'][2])
+
+
 class TestFaultInjection(StandinTestCase):
 
     def write_faults(self, faults):
@@ -662,6 +712,14 @@ class TestFaultInjection(StandinTestCase):
     def invocations(self):
         with open(os.path.join(self.state, 'invocations.jsonl')) as f:
             return [json.loads(line) for line in f]
+
+    def test_version_probe_does_not_count(self):
+        self.write_faults({'transient': 1})
+        rc, _ = self.run_standin('--version')
+        self.assertEqual(0, rc)
+        self.assertFailed(self.install(), 'connection reset')
+        self.assertEqual([None, 1],
+                         [r['invocation'] for r in self.invocations()])
 
     def test_invocations_recorded(self):
         self.assertInstalled(self.install('--append-karg', 'x'))

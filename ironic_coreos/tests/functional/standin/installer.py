@@ -242,11 +242,16 @@ def _record_invocation(argv):
                 count = int(f.read().strip() or 0)
         except (OSError, ValueError):
             count = 0
-        count += 1
-        with open(count_file, 'w') as f:
-            f.write('%d\n' % count)
+        # NOTE: only installs count towards faults, so that probes such as
+        # ``coreos-installer --version`` do not use up transient failures.
+        is_install = bool(argv) and argv[0] == 'install'
+        if is_install:
+            count += 1
+            with open(count_file, 'w') as f:
+                f.write('%d\n' % count)
         record = {'argv': list(argv), 'pid': os.getpid(),
-                  'time': time.time(), 'invocation': count,
+                  'time': time.time(),
+                  'invocation': count if is_install else None,
                   'env': {k: v for k, v in os.environ.items()
                           if k.startswith('COREOS_STANDIN_') or k == 'PATH'}}
         with open(os.path.join(state, 'invocations.jsonl'), 'a') as f:
@@ -417,28 +422,30 @@ def check_not_busy(dest, st):
 
     :raises: InstallError("found busy partitions") if so.
     """
-    backing = None
     reasons = []
     if stat.S_ISBLK(st.st_mode):
         name = _loop_name(st)
         reason = _busy(name)
         if reason:
             reasons.append(reason)
-        backing = _read('/sys/block/%s/loop/backing_file' % name) or None
+        # Views of the same data: loops over its backing file or over it.
+        backings = {'/dev/' + name}
+        backing = _read('/sys/block/%s/loop/backing_file' % name)
+        if backing:
+            backings.add(backing)
     else:
-        backing = os.path.realpath(dest)
+        backings = {os.path.realpath(dest)}
         for line in _read('/proc/mounts').splitlines():
             fields = line.split()
-            if fields and fields[0] == backing:
-                reasons.append('%s mounted on %s' % (backing, fields[1]))
-    if backing:
-        for name, other in _loop_devices():
-            if other != backing or (stat.S_ISBLK(st.st_mode)
-                                    and name == _loop_name(st)):
-                continue
-            reason = _busy(name)
-            if reason:
-                reasons.append('%s (a view of %s)' % (reason, backing))
+            if fields and fields[0] in backings:
+                reasons.append('%s mounted on %s' % (fields[0], fields[1]))
+    for name, other in _loop_devices():
+        if other not in backings or (stat.S_ISBLK(st.st_mode)
+                                     and name == _loop_name(st)):
+            continue
+        reason = _busy(name)
+        if reason:
+            reasons.append('%s (a view of %s)' % (reason, other))
     if reasons:
         raise InstallError('checking for exclusive access to %s: found busy '
                            'partitions: %s' % (dest, '; '.join(reasons)))
