@@ -19,9 +19,11 @@ import stat
 import threading
 
 import fixtures
+import hypothesis
 import testtools
 
 from ironic_coreos.engine import configdrive
+from ironic_coreos.engine import exception
 from ironic_coreos.engine import ignition
 from ironic_coreos.engine import merge
 from ironic_coreos.engine import network
@@ -222,6 +224,37 @@ class TestFirstBoot(testtools.TestCase):
         self.assertTrue(os.stat(result.work_dir).st_mode & stat.S_IXOTH)
         self.assertTrue(os.path.isfile(result.path('/etc/.ignition-result.'
                                                    'json')))
+
+
+@testtools.skipIf(firstboot.unavailable_reason(),
+                  firstboot.unavailable_reason())
+class TestFirstBootProperties(testtools.TestCase):
+
+    @hypothesis.settings(max_examples=12, deadline=None, database=None)
+    @hypothesis.given(test_merge.user_configs(), test_merge.additions())
+    def test_generated_merges_apply(self, config, adds):
+        hypothesis.assume(ignition.validate(config).valid)
+        try:
+            merged = merge.merge(config, adds)
+        except exception.MergeConflict:
+            hypothesis.assume(False)
+        result = firstboot.apply(merged)
+        try:
+            for item in adds.files:
+                self.assertEqual(item.contents, result.read(item.path))
+                self.assertEqual(item.mode, result.mode(item.path))
+            if adds.hostname:
+                self.assertEqual((adds.hostname + '\n').encode(),
+                                 result.read('/etc/hostname'))
+            installed = result.authorized_keys(adds.ssh_user)
+            for key in adds.ssh_keys:
+                self.assertIn(key, installed)
+            for entry in config.get('storage', {}).get('files', []):
+                self.assertEqual(test_merge.decode(entry),
+                                 result.read(entry['path']))
+                self.assertEqual(entry['mode'], result.mode(entry['path']))
+        finally:
+            result.cleanup()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
