@@ -38,6 +38,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import logging
 from urllib import parse as urlparse
 
 from ironic.common import exception
@@ -144,6 +145,111 @@ def _problems_text(exc):
     return '; '.join(lines)
 
 
+_SECRET_KEYS = ('ignition', 'image_pull_secret')
+
+# Ironic modules that log what the agent reports about a deploy step,
+# including the step's arguments (the Ignition config).
+_IRONIC_AGENT_LOGGERS = ('ironic.drivers.modules.agent_base',
+                         'ironic.drivers.modules.agent_client')
+
+_HIDDEN = '<hidden>'
+
+
+def _end_of_value(text, start):
+    """Index just after the Python/JSON literal starting at ``start``."""
+    opening = text[start] if start < len(text) else ''
+    if opening in '\'"':
+        index = start + 1
+        while index < len(text):
+            if text[index] == '\\':
+                index += 2
+                continue
+            if text[index] == opening:
+                return index + 1
+            index += 1
+        return len(text)
+    if opening in '{[':
+        depth = 0
+        index = start
+        while index < len(text):
+            char = text[index]
+            if char in '\'"':
+                index = _end_of_value(text, index)
+                continue
+            if char in '{[':
+                depth += 1
+            elif char in '}]':
+                depth -= 1
+                if depth == 0:
+                    return index + 1
+            index += 1
+        return len(text)
+    index = start
+    while index < len(text) and text[index] not in ',}]':
+        index += 1
+    return index
+
+
+def redact_text(text):
+    """Hide the values of secret keys in a repr() or JSON text.
+
+    :param text: a string that may contain ``'ignition': {...}``.
+    :returns: the string with such values replaced by ``<hidden>``.
+    """
+    for key in _SECRET_KEYS:
+        for quote in ('\'', '"'):
+            needle = '%s%s%s: ' % (quote, key, quote)
+            position = text.find(needle)
+            while position != -1:
+                start = position + len(needle)
+                end = _end_of_value(text, start)
+                text = "%s'%s'%s" % (text[:start], _HIDDEN, text[end:])
+                position = text.find(needle, start)
+    return text
+
+
+def _redact(value, depth=0):
+    if depth > 30:
+        return value
+    if isinstance(value, dict):
+        return {k: (_HIDDEN if k in _SECRET_KEYS and v is not None
+                    else _redact(v, depth + 1))
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redact(v, depth + 1) for v in value)
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+class SecretLogFilter(logging.Filter):
+    """Hide Ignition configs and pull secrets in Ironic's agent logs.
+
+    Ironic logs (at debug level) the agent's command results, which repeat
+    the deploy step with its arguments; this filter replaces the values of
+    ``ignition`` and ``image_pull_secret`` in such records.
+    """
+
+    def filter(self, record):
+        if record.args:
+            if isinstance(record.args, dict):
+                record.args = _redact(record.args)
+            else:
+                record.args = tuple(_redact(a) for a in record.args)
+        return True
+
+
+_SECRET_LOG_FILTER = SecretLogFilter()
+
+
+def install_secret_log_filter():
+    """Attach :class:`SecretLogFilter` to Ironic's agent loggers."""
+    for name in _IRONIC_AGENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if _SECRET_LOG_FILTER not in logger.filters:
+            logger.addFilter(_SECRET_LOG_FILTER)
+
+
 def effective_automated_clean(node):
     """Whether automated cleaning runs after this node is undeployed.
 
@@ -164,6 +270,10 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
     is required: without ``instance_info/image_source`` the installer
     writes the image embedded in the live system.
     """
+
+    def __init__(self):
+        super().__init__()
+        install_secret_log_filter()
 
     # ------------------------------------------------------------------
     # Assembling the arguments

@@ -149,7 +149,8 @@ class CoreOSTestBase(db_base.DbTestCase):
         # NOTE: the database setup of Ironic's test base configures logging
         # with disable_existing_loggers; bring ours back to capture them.
         for name, logger in list(logging.root.manager.loggerDict.items()):
-            if (name.startswith('ironic_coreos')
+            if ((name.startswith('ironic_coreos')
+                    or name in coreos._IRONIC_AGENT_LOGGERS)
                     and isinstance(logger, logging.Logger)):
                 logger.disabled = False
 
@@ -830,3 +831,51 @@ class FakeDeployUntouchedTestCase(CoreOSTestBase):
         self.node.save()
         with task_manager.acquire(self.context, self.node.uuid) as task:
             self.assertIsInstance(task.driver.deploy, fake.FakeDeploy)
+
+
+class SecretLogFilterTestCase(CoreOSTestBase):
+    """Ironic's own agent logs do not show what install_coreos was given."""
+
+    def step(self):
+        return {'interface': 'deploy', 'step': 'install_coreos',
+                'args': {'ignition': copy.deepcopy(USER_CONFIG),
+                         'image_pull_secret': SECRET,
+                         'platform': 'metal'}}
+
+    def test_command_status_log(self):
+        client = agent_client.AgentClient()
+        response = mock.Mock(spec=requests.Response)
+        response.json.return_value = {'commands': [{
+            'command_name': 'execute_deploy_step',
+            'command_status': 'SUCCEEDED', 'command_error': None,
+            'command_result': {'deploy_result': None,
+                               'deploy_step': self.step()}}]}
+        client.session = mock.Mock(spec=requests.Session)
+        client.session.get.return_value = response
+        result = client.get_commands_status(self.node)
+        # The caller still gets everything; only the log is redacted.
+        self.assertEqual(
+            USER_CONFIG,
+            result[0]['command_result']['deploy_step']['args']['ignition'])
+        self.assertIn('Status of agent commands', self.logger.output)
+        self.assertIn("'platform': 'metal'", self.logger.output)
+        self.assertIn("'ignition': '<hidden>'", self.logger.output)
+        self.assertNoSecrets()
+
+    def test_agent_base_step_log(self):
+        logging.getLogger('ironic.drivers.modules.agent_base').debug(
+            'Deploy step still running for node %(node)s: %(step)s',
+            {'node': self.node.uuid, 'step': self.step()})
+        self.assertIn('still running', self.logger.output)
+        self.assertIn("'platform': 'metal'", self.logger.output)
+        self.assertNoSecrets()
+
+    def test_redact_text(self):
+        text = repr({'args': {'ignition': {'a': "x}'y", 'b': [1, {'c': '"'}]},
+                              'console': ['ttyS0']}})
+        self.assertEqual(
+            "{'args': {'ignition': '<hidden>', 'console': ['ttyS0']}}",
+            coreos.redact_text(text))
+        self.assertEqual('{"ignition": \'<hidden>\', "k": 1}',
+                         coreos.redact_text(json.dumps(
+                             {'ignition': {'x': MARKER}, 'k': 1})))
