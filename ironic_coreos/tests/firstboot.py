@@ -228,6 +228,9 @@ def apply(config, base_dir=None, timeout=60, downgrade=True, preset=True):
         (with Ignition's log); the scratch directory is removed then.
     """
     reason = unavailable_reason()
+    if not reason and os.geteuid() != 0:
+        reason = ('it needs root (Ignition creates users and writes files '
+                  'owned by them)')
     if reason:
         raise FirstBootError('Cannot run the first-boot oracle: %s' % reason)
     data, version = _prepare_config(config, downgrade)
