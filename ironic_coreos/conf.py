@@ -60,6 +60,12 @@ agent_opts = [
                     'that can be transient (an image or signature fetch) '
                     'is attempted in total. Other failures are not '
                     'retried.'),
+    cfg.IntOpt('install_timeout',
+               default=7200, min=0,
+               help='Seconds one run of the installer may take before it '
+                    'is stopped and the install fails (0: no limit). A '
+                    'stalled image download otherwise blocks the deploy '
+                    'for ever, since the agent keeps heartbeating.'),
     cfg.IntOpt('install_retry_delay',
                default=10, min=0,
                help='Seconds to wait between two install attempts.'),

@@ -26,8 +26,9 @@ import json
 import logging
 import os
 import re
-import secrets
 import subprocess
+import tempfile
+import threading
 import time
 
 from oslo_config import cfg
@@ -146,43 +147,54 @@ def _digest(data):
 def write_ignition(data, node_uuid=None):
     """Write an Ignition config where the installer can read it.
 
-    The directory ``[coreos]work_dir`` inside the host root is created with
-    mode 0700; the file is created exclusively with mode 0600.
+    The file goes into a new private directory (mode 0700) below
+    ``[coreos]work_dir`` inside the host root, and is created exclusively
+    with mode 0600.
 
     :param data: the config as bytes.
     :param node_uuid: used in the file name.
     :returns: a tuple (path inside the host root, path for the agent).
     :raises: OSError if it cannot be written.
     """
-    work_dir = CONF.coreos.work_dir
-    host_dir = _host_path(work_dir)
-    os.makedirs(host_dir, mode=0o700, exist_ok=True)
+    work_dir = '/' + CONF.coreos.work_dir.strip('/')
+    host_work_dir = _host_path(work_dir)
+    os.makedirs(host_work_dir, mode=0o700, exist_ok=True)
+    # NOTE: a private directory per install: the work directory may be
+    # shared (e.g. /tmp), so its mode is not changed.
+    host_dir = tempfile.mkdtemp(prefix='install-', dir=host_work_dir)
     os.chmod(host_dir, 0o700)
-    name = '%s-%s.ign' % (node_uuid or 'node', secrets.token_hex(8))
+    name = '%s.ign' % (node_uuid or 'config')
     host_file = os.path.join(host_dir, name)
-    fd = os.open(host_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
+        fd = os.open(host_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, 'wb') as fp:
             fp.write(data)
     except BaseException:
-        _remove(host_file)
+        remove_ignition(host_file)
         raise
     LOG.info('Wrote the Ignition config (%(size)d bytes, sha256 %(sha)s) '
              'to %(path)s', {'size': len(data), 'sha': _digest(data),
                              'path': host_file})
-    return os.path.join('/', work_dir.strip('/'), name), host_file
+    inside = os.path.join(work_dir, os.path.basename(host_dir), name)
+    return inside, host_file
 
 
-def _remove(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        LOG.error('Could not remove %(path)s: %(err)s',
-                  {'path': path, 'err': exc})
-    else:
-        LOG.debug('Removed %s', path)
+def remove_ignition(host_file):
+    """Remove a file written by :func:`write_ignition` and its directory.
+
+    :param host_file: the path for the agent.
+    """
+    for path, remove in ((host_file, os.unlink),
+                         (os.path.dirname(host_file), os.rmdir)):
+        try:
+            remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            LOG.error('Could not remove %(path)s: %(err)s',
+                      {'path': path, 'err': exc})
+        else:
+            LOG.debug('Removed %s', path)
 
 
 class CoreOSHardwareManager(hardware.HardwareManager):
@@ -276,7 +288,7 @@ class CoreOSHardwareManager(hardware.HardwareManager):
         finally:
             if stream is not None:
                 stream.stop()
-            _remove(host_file)
+            remove_ignition(host_file)
 
         self._set_boot_entry(device)
         LOG.info('CoreOS installed on %(dev)s of node %(node)s',
@@ -396,21 +408,42 @@ class CoreOSHardwareManager(hardware.HardwareManager):
                 lines.append(text)
                 self._installer_output.append(text)
 
+        timeout = CONF.coreos.install_timeout
+        timed_out = threading.Event()
+
+        def stop():
+            timed_out.set()
+            LOG.error('coreos-installer did not finish within %d seconds, '
+                      'stopping it', timeout)
+            proc.kill()
+
+        watchdog = threading.Timer(timeout, stop) if timeout else None
         pending = b''
         with proc:
-            # NOTE: progress lines end with "\r" on a terminal; split on
-            # both so every line reaches the log while the install runs.
-            while True:
-                chunk = proc.stdout.read1(65536)
-                if not chunk:
-                    break
-                parts = _LINE_SPLIT.split(pending + chunk)
-                pending = parts.pop()
-                for part in parts:
-                    emit(part)
-            emit(pending)
-            code = proc.wait()
+            if watchdog is not None:
+                watchdog.daemon = True
+                watchdog.start()
+            try:
+                # NOTE: progress lines end with "\r" on a terminal; split
+                # on both so every line reaches the log while it runs.
+                while True:
+                    chunk = proc.stdout.read1(65536)
+                    if not chunk:
+                        break
+                    parts = _LINE_SPLIT.split(pending + chunk)
+                    pending = parts.pop()
+                    for part in parts:
+                        emit(part)
+                emit(pending)
+                code = proc.wait()
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
         LOG.info('coreos-installer exited with status %s', code)
+        if timed_out.is_set():
+            lines.append('Error: coreos-installer stopped after %d seconds '
+                         'without finishing (the limit is the option '
+                         '[coreos]install_timeout)' % timeout)
         return code, list(lines)
 
     def _set_boot_entry(self, device):

@@ -515,6 +515,7 @@ _PERMANENT_PATTERNS = (
     re.compile(r'metadata missing', re.I),
     re.compile(r'invalid (value|argument)', re.I),
     re.compile(r'no such (file|device)', re.I),
+    re.compile(r'stopped after \d+ seconds', re.I),
     re.compile(r'not a block device', re.I),
 )
 

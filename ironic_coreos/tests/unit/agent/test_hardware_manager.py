@@ -708,6 +708,19 @@ class TestRun(Base):
         for line in lines:
             self.assertIn('127.0.0.1', line.split(','))
 
+    def test_timeout_stops_the_installer(self):
+        self.config(install_timeout=1, group='coreos')
+        code, lines = self.hwm._run(
+            [sys.executable, '-c',
+             'import time; print("Downloading", flush=True); '
+             'time.sleep(60)'])
+        self.assertNotEqual(0, code)
+        self.assertEqual('Downloading', lines[0])
+        self.assertIn('stopped after 1 seconds', lines[-1])
+        self.assertIn('stopped after 1 seconds',
+                      installer.last_error_line(lines))
+        self.assertFalse(installer.is_transient(lines))
+
     def test_cannot_start(self):
         exc = self.assertRaises(errors.DeploymentError, self.hwm._run,
                                 [os.path.join(self.root, 'missing')])
@@ -749,15 +762,27 @@ class TestWriteIgnition(Base):
     def test_exclusive_0600(self):
         inside, host_file = hardware_manager.write_ignition(b'{}', 'n1')
         self.assertEqual(0o600, stat.S_IMODE(os.stat(host_file).st_mode))
+        self.assertEqual(0o700, stat.S_IMODE(
+            os.stat(os.path.dirname(host_file)).st_mode))
         self.assertEqual(os.path.join(self.root, inside.lstrip('/')),
                          host_file)
-        self.assertTrue(os.path.basename(inside).startswith('n1-'))
+        self.assertEqual('n1.ign', os.path.basename(inside))
+        self.assertTrue(inside.startswith('/run/ironic-coreos/install-'))
+        hardware_manager.remove_ignition(host_file)
+        self.assertEqual([], os.listdir(self.work_dir))
 
-    def test_existing_dir_tightened(self):
-        os.makedirs(self.work_dir, mode=0o755)
-        os.chmod(self.work_dir, 0o755)
-        hardware_manager.write_ignition(b'{}')
-        self.assertEqual(0o700, stat.S_IMODE(os.stat(self.work_dir).st_mode))
+    def test_two_installs_never_share_a_file(self):
+        first = hardware_manager.write_ignition(b'{}', 'n1')
+        second = hardware_manager.write_ignition(b'{}', 'n1')
+        self.assertNotEqual(first, second)
+
+    def test_shared_work_dir_mode_kept(self):
+        os.makedirs(self.work_dir, mode=0o1777)
+        os.chmod(self.work_dir, 0o1777)
+        inside, host_file = hardware_manager.write_ignition(b'{}')
+        self.assertEqual(0o1777, stat.S_IMODE(os.stat(self.work_dir).st_mode))
+        self.assertEqual(0o700, stat.S_IMODE(
+            os.stat(os.path.dirname(host_file)).st_mode))
 
     def test_unwritable(self):
         with open(os.path.join(self.root, 'run'), 'w'):
