@@ -489,15 +489,17 @@ def last_error_line(lines):
 
     :param lines: the installer's output lines.
     :returns: the line before the last ``Error: install failed`` line, else
-        the last line starting with ``Error:``, else the last non-empty
-        line, or None when there is no output.
+        the last line starting with ``Error:`` (any case), else the last
+        non-empty line, or None when there is no output.
     """
     lines = [line.strip() for line in lines if line and line.strip()]
     for index in range(len(lines) - 1, -1, -1):
         if lines[index].startswith(_FAILED_LINE) and index > 0:
             return lines[index - 1]
     for line in reversed(lines):
-        if line.startswith('Error:') and line != _FAILED_LINE:
+        # NOTE: argument errors (from the command line parser) start with
+        # a lower case "error:".
+        if line.lower().startswith('error:') and line != _FAILED_LINE:
             return line
     return lines[-1] if lines else None
 

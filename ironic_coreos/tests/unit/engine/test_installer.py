@@ -398,6 +398,14 @@ class TestOutput(testtools.TestCase):
         lines = ['Error: first', 'something', 'Error: second', 'trailing']
         self.assertEqual('Error: second', installer.last_error_line(lines))
 
+    def test_last_error_line_argument_error(self):
+        lines = ["error: unexpected argument '--frobnicate' found", '',
+                 'Usage: coreos-installer install [OPTIONS] <DEST_DEVICE>',
+                 '', "For more information, try '--help'."]
+        self.assertEqual("error: unexpected argument '--frobnicate' found",
+                         installer.last_error_line(lines))
+        self.assertFalse(installer.is_transient(lines))
+
     def test_last_error_line_fallbacks(self):
         self.assertEqual('segfault',
                          installer.last_error_line(['a', 'segfault', '']))
