@@ -117,7 +117,8 @@ def read(value, timeout=60):
 
     :param value: ``instance_info['configdrive']``: a dict, the JSON text
         of a dict, gzip+base64 (or plain base64) ISO 9660 data, or an
-        http(s) URL to one of these.
+        http(s) URL to one of these. Bytes of a gzip-compressed or plain
+        ISO 9660 image are accepted too.
     :param timeout: seconds to wait for the server when ``value`` is a URL.
     :returns: a :class:`ConfigDrive`, or None when ``value`` is None or
         empty.
@@ -128,6 +129,8 @@ def read(value, timeout=60):
     if isinstance(value, dict):
         return _from_dict(value, _DICT)
     if isinstance(value, bytes):
+        if _is_binary_image(value):
+            return _from_blob(value, 'binary ISO 9660 config drive')
         try:
             value = value.decode('utf-8')
         except UnicodeDecodeError:
@@ -246,6 +249,12 @@ def _gunzip(blob, form):
             '%s: the gzip data is truncated; send the complete image'
             % form)
     return data
+
+
+def _is_binary_image(blob):
+    """Whether bytes are gzip data or an ISO 9660 image."""
+    return blob[:2] == b'\x1f\x8b' or (
+        blob[_ISO_MAGIC_OFFSET:_ISO_MAGIC_OFFSET + 5] == b'CD001')
 
 
 def _from_blob(blob, form):
@@ -410,8 +419,7 @@ def _from_url(url, timeout):
         raise exception.ConfigDriveError(
             '%s: the server sent an empty body; serve the config drive '
             'there' % form)
-    if blob[:2] == b'\x1f\x8b' or (
-            blob[_ISO_MAGIC_OFFSET:_ISO_MAGIC_OFFSET + 5] == b'CD001'):
+    if _is_binary_image(blob):
         return _from_blob(blob, form + ', binary ISO 9660')
     try:
         text = blob.decode('utf-8').strip()

@@ -261,6 +261,11 @@ class TestReadISO(testtools.TestCase):
         self.assertEqual(b'{}', drive.user_data)
         self.assertEqual(META, drive.meta_data)
 
+    def test_binary_bytes(self):
+        image = make_iso(drive_files(user_data=b'x'))
+        for value in (image, gzip.compress(image)):
+            self.assertEqual(b'x', configdrive.read(value).user_data)
+
     def test_joliet_only(self):
         image = make_iso(drive_files(user_data=b'x'), rock_ridge=False)
         self.assertEqual(b'x', configdrive.read(nova_value(image)).user_data)

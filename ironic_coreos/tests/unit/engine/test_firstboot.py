@@ -17,6 +17,7 @@ import json
 import os
 import stat
 import threading
+from unittest import mock
 
 import fixtures
 import hypothesis
@@ -216,6 +217,17 @@ class TestFirstBoot(testtools.TestCase):
             root = fixture.result.root
             self.assertTrue(os.path.isdir(root))
         self.assertFalse(os.path.exists(root))
+
+    def test_needs_root(self):
+        with mock.patch.object(firstboot.os, 'geteuid', autospec=True,
+                               return_value=1000) as mock_geteuid:
+            exc = self.assertRaises(firstboot.FirstBootError,
+                                    firstboot.apply,
+                                    {'ignition': {'version': '3.0.0'}},
+                                    base_dir=self.base)
+        mock_geteuid.assert_called_once_with()
+        self.assertIn('needs root', str(exc))
+        self.assertEqual([], os.listdir(self.base))
 
     def test_scratch_dirs_world_executable(self):
         os.chmod(self.base, 0o700)
