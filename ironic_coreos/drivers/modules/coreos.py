@@ -482,6 +482,13 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
 
         drive = self._read_configdrive(task) if use_configdrive else None
         data, field = self._ignition_source(task, step_args, drive)
+        if data is None and use_configdrive and drive is None:
+            raise _Failure(
+                _('Ignition config'),
+                _('none given: pass a config drive (its user_data is the '
+                  'Ignition config, its meta_data gives host name and SSH '
+                  'keys), set instance_info/ignition, or give the ignition '
+                  'argument of the %s deploy step') % STEP_NAME)
         if data is None:
             config = {'ignition': {'version': _EMPTY_CONFIG_VERSION}}
         else:

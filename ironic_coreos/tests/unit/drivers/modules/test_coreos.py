@@ -205,6 +205,17 @@ class StepsTestCase(CoreOSTestBase):
                    return_value=states.DEPLOYWAIT)
 class InstallCoreOSTestCase(CoreOSTestBase):
 
+    def setUp(self):
+        super().setUp()
+        self.set_instance_info()
+
+    def set_instance_info(self, **info):
+        # NOTE: an Ignition config is needed unless the test brings a
+        # config drive.
+        if 'configdrive' not in info:
+            info.setdefault('ignition', USER_CONFIG)
+        super().set_instance_info(**info)
+
     def run_step(self, mock_execute, **step_args):
         with task_manager.acquire(self.context, self.node.uuid) as task:
             result = self.deploy.install_coreos(task, **step_args)
@@ -332,9 +343,27 @@ class InstallCoreOSTestCase(CoreOSTestBase):
         self.assertMerged(args['ignition'])
 
     def test_no_ignition_at_all(self, mock_execute, mock_client):
+        self.node.instance_info = {}
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            exc = self.assertRaises(exception.InstanceDeployFailure,
+                                    self.deploy.install_coreos, task)
+        self.assertIn('Ignition config: none given', str(exc))
+        self.assertFalse(mock_execute.called)
+
+    def test_keys_without_user_data(self, mock_execute, mock_client):
+        self.set_instance_info(configdrive=json_configdrive(
+            user_data=None, network_data=None))
         args = self.run_step(mock_execute)
-        self.assertEqual({'ignition': {'version': '3.0.0'}},
-                         args['ignition'])
+        self.assertEqual(
+            {'ignition': {'version': '3.0.0'},
+             'storage': {'files': [{
+                 'path': '/etc/hostname', 'mode': 0o644,
+                 'contents': {'source': 'data:;base64,' + base64.b64encode(
+                     b'node-1.example.com\n').decode()}}]},
+             'passwd': {'users': [{'name': 'core',
+                                   'sshAuthorizedKeys': [SSH_KEY]}]}},
+            args['ignition'])
         self.assertNotIn('image_url', args)
 
     def test_configdrive_without_user_data(self, mock_execute, mock_client):
@@ -359,6 +388,7 @@ class InstallCoreOSTestCase(CoreOSTestBase):
 
     def test_image_from_instance_info(self, mock_execute, mock_client):
         self.set_instance_info(
+            ignition=USER_CONFIG,
             image_source='https://images.example.com/fcos-metal.raw.xz',
             image_os_hash_algo='sha256', image_os_hash_value=SHA256,
             image_pull_secret=SECRET)
@@ -717,6 +747,7 @@ class DeployStepTestCase(CoreOSTestBase):
         self.node.save()
 
     def set_steps(self, args):
+        self.set_instance_info(ignition=USER_CONFIG)
         info = self.node.driver_internal_info
         info['deploy_steps'] = [
             {'interface': 'deploy', 'step': 'deploy', 'priority': 100,
