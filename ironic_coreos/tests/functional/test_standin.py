@@ -17,9 +17,11 @@ devices, no root needed beyond what e2fsprogs and sfdisk need for files).
 """
 
 import functools
+import gzip
 import hashlib
 import http.server
 import json
+import lzma
 import os
 import re
 import shutil
@@ -193,6 +195,35 @@ class TestImageSources(StandinTestCase):
         shutil.copy(self.xz, image)
         disk.make_signature(image)
         self._check_install(self.assertInstalled(self.install(image=image)))
+
+    def test_multi_member_gzip(self):
+        with open(self.raw, 'rb') as f:
+            data = f.read()
+        image = os.path.join(self.tmp, 'multi.raw.gz')
+        half = len(data) // 2
+        with open(image, 'wb') as f:
+            f.write(gzip.compress(data[:half], compresslevel=1))
+            f.write(gzip.compress(data[half:], compresslevel=1))
+        disk.make_signature(image)
+        self._check_install(self.assertInstalled(self.install(image=image)))
+
+    def test_truncated_image(self):
+        image = os.path.join(self.tmp, 'short.raw.xz')
+        with open(self.xz, 'rb') as f:
+            data = f.read()
+        with open(image, 'wb') as f:
+            f.write(data[:len(data) // 2])
+        disk.make_signature(image)
+        self.assertFailed(self.install(image=image), 'decompressing image')
+        self.assertWiped()
+
+    def test_decompression_in_chunks(self):
+        with open(self.raw, 'rb') as f:
+            data = f.read()
+        packed = lzma.compress(data, preset=0) + lzma.compress(b'tail')
+        chunks = [packed[i:i + 1000] for i in range(0, len(packed), 1000)]
+        self.assertEqual(data + b'tail',
+                         b''.join(installer._decompressed(chunks)))
 
     def test_progress_lines(self):
         rc, lines = self.install()
@@ -839,6 +870,22 @@ class TestDiskTools(testtools.TestCase):
             f.truncate(4 * MIB)
         exc = self.assertRaises(disk.DiskError, disk.find_boot, path)
         self.assertIn('found 0', str(exc))
+
+    def test_command_line(self):
+        path = os.path.join(self.tmp, 'cli.raw.xz')
+        module = 'ironic_coreos.tests.functional.standin.disk'
+        subprocess.run([sys.executable, '-m', module, 'make-image', path,
+                        '--size-mib', '40', '--compress', 'xz', '--sign'],
+                       check=True, capture_output=True)
+        self.assertTrue(os.path.exists(path + '.sig'))
+        raw = os.path.join(self.tmp, 'cli.raw')
+        with lzma.open(path) as fin, open(raw, 'wb') as fout:
+            shutil.copyfileobj(fin, fout)
+        proc = subprocess.run([sys.executable, '-m', module, 'inspect', raw],
+                              check=True, capture_output=True)
+        info = json.loads(proc.stdout)
+        self.assertEqual(list(disk.DEFAULT_KARGS), info['kargs'])
+        self.assertEqual('boot', info['labels'][2])
 
     def test_labels_by_offset(self):
         path = disk.make_image(os.path.join(self.tmp, 'i.raw'), size_mib=40)

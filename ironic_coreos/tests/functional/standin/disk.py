@@ -221,7 +221,7 @@ def write_file(device, offset, path, contents, mode):
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, 'wb') as f:
             f.write(contents)
-        debugfs(device, offset, 'write %s "%s"' % (src, path), write=True)
+        debugfs(device, offset, 'write "%s" "%s"' % (src, path), write=True)
     finally:
         os.unlink(src)
     set_mode(device, offset, path, 0o100000 | mode)
@@ -595,3 +595,60 @@ def inspect_disk(path):
                 'mode': mode & 0o7777}
             for name, mode in net.items()}
     return result
+
+
+def _jsonable(value):
+    if isinstance(value, bytes):
+        return value.decode(errors='replace')
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def main(argv=None):
+    """Command line: ``make-image`` and ``inspect``.
+
+    ``python -m ironic_coreos.tests.functional.standin.disk make-image PATH
+    [--size-mib N] [--compress xz|gzip] [--sign]`` builds an image;
+    ``... inspect DEVICE`` prints :func:`inspect_disk` as JSON (file
+    contents as text; modes in octal).
+
+    :returns: exit status.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog='standin-disk')
+    sub = parser.add_subparsers(dest='command', required=True)
+    make = sub.add_parser('make-image')
+    make.add_argument('path')
+    make.add_argument('--size-mib', type=int, default=64)
+    make.add_argument('--compress', choices=('xz', 'gzip'))
+    make.add_argument('--sign', action='store_true')
+    insp = sub.add_parser('inspect')
+    insp.add_argument('device')
+    args = parser.parse_args(argv)
+    try:
+        if args.command == 'make-image':
+            make_image(args.path, args.size_mib, args.compress)
+            if args.sign:
+                make_signature(args.path)
+            print(args.path)
+        else:
+            info = inspect_disk(args.device)
+            for key in ('ignition_mode', 'ignition_dir_mode'):
+                if info[key] is not None:
+                    info[key] = '0%o' % info[key]
+            for item in (info['firstboot_network'] or {}).values():
+                item['mode'] = '0%o' % item['mode']
+            print(json.dumps(_jsonable(info), indent=2, sort_keys=True))
+    except (DiskError, ValueError) as exc:
+        sys.stderr.write('Error: %s\n' % exc)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

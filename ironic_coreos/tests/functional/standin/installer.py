@@ -622,13 +622,14 @@ def _decompressed(chunks):
         nonlocal dec
         out = []
         while data:
+            if dec.eof:
+                # Concatenated streams (multi-member gzip, xz padding).
+                dec = make()
             try:
                 out.append(dec.decompress(data))
-            except (lzma.LZMAError, zlib.error) as exc:
+            except (lzma.LZMAError, zlib.error, EOFError) as exc:
                 raise InstallError('decompressing image: %s' % exc)
-            data = dec.unused_data
-            if data:
-                dec = make()
+            data = dec.unused_data if dec.eof else b''
         return b''.join(out)
 
     yield feed(first)
@@ -997,9 +998,13 @@ def install(args, faults):
             if ignition is not None and args.ignition_hash:
                 _check_ignition_hash(ignition, args.ignition_hash)
             os.fsync(fd)
-        except (InstallError, disk.DiskError, OSError) as exc:
+        except Exception as exc:
+            # NOTE: whatever went wrong once the device is open, the
+            # failure contract holds: report, then wipe unless asked not to.
             if isinstance(exc, OSError):
                 exc = 'writing to disk: %s' % (exc.strerror or exc)
+            elif not isinstance(exc, (InstallError, disk.DiskError)):
+                exc = 'internal error in the stand-in: %r' % exc
             _say('Error: %s' % exc)
             if args.preserve_on_error:
                 _say('Preserving partition table as requested')
@@ -1030,8 +1035,10 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         install(args, faults)
-    except InstallError as exc:
-        if str(exc) != 'install failed':
+    except Exception as exc:
+        if not isinstance(exc, InstallError):
+            _say('Error: internal error in the stand-in: %r' % exc)
+        elif str(exc) != 'install failed':
             _say('Error: %s' % exc)
         _say('Error: install failed')
         return 1
