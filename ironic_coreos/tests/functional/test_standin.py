@@ -244,8 +244,11 @@ class TestImageSources(StandinTestCase):
         self.assertEqual(image[boot + 16 * MIB:], written[boot + 16 * MIB:])
 
     def test_image_file_missing_signature(self):
-        self.assertFailed(self.install(image=self.unsigned),
-                          'use --insecure')
+        lines = self.assertFailed(self.install(image=self.unsigned),
+                                  'use --insecure')
+        # Checked before streaming: nothing of the image was read.
+        self.assertFalse([line for line in lines
+                          if line.startswith('Read disk')])
         self.assertWiped()
 
     def test_image_file_missing_signature_insecure(self):

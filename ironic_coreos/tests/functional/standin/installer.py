@@ -639,17 +639,24 @@ def _decompressed(chunks):
         raise InstallError('decompressing image: truncated stream')
 
 
-def _verify_signature(source, digest, insecure):
-    """Check the stand-in signature against the stored bytes' sha256."""
-    if not source.verify:
+def _check_signature_present(source, insecure):
+    """Before writing: a missing signature is fatal unless --insecure."""
+    if not source.verify or source.signature is not None:
         return
-    if source.signature is None:
-        if insecure:
-            _say('Signature not found; skipping verification as requested')
-            return
+    if not insecure:
         raise InstallError('fetching signature for %s: not found; use '
                            '--insecure to install without verifying the '
                            'image' % source.description)
+    _say('Signature not found; skipping verification as requested')
+
+
+def _verify_signature(source, digest):
+    """Check the stand-in signature against the stored bytes' sha256.
+
+    An unverifiable signature fails even with --insecure.
+    """
+    if not source.verify or source.signature is None:
+        return
     match = disk.SIGNATURE_RE.match(
         source.signature.decode('ascii', errors='replace'))
     if not match or match.group(1) != digest:
@@ -669,8 +676,13 @@ def _image_sector_size(first_mib):
     return 512
 
 
-def write_image(fd, dev_size, source, args, sector_size):
+def write_image(fd, dev_size, source, sector_size):
     """Stream the image to fd: everything but the first MiB, then it.
+
+    :param fd: the destination, open for writing.
+    :param dev_size: size of the destination in bytes.
+    :param source: the _Source to read.
+    :param sector_size: logical sector size of the destination.
 
     :returns: the number of image bytes written.
     :raises: InstallError on any failure.
@@ -712,7 +724,7 @@ def write_image(fd, dev_size, source, args, sector_size):
     progress.update(0, final=True)
     if pos == 0:
         raise InstallError('writing to disk: the image is empty')
-    _verify_signature(source, digest.hexdigest(), args.insecure)
+    _verify_signature(source, digest.hexdigest())
     if len(head) > dev_size:
         raise InstallError('writing to disk: image is larger than the device')
     os.pwrite(fd, bytes(head), 0)
@@ -990,7 +1002,8 @@ def install(args, faults):
             dev_size = os.lseek(fd, 0, os.SEEK_END)
             _inject_faults(faults)
             source = open_source(args)
-            image_end = write_image(fd, dev_size, source, args,
+            _check_signature_present(source, args.insecure)
+            image_end = write_image(fd, dev_size, source,
                                     _device_sector_size(st))
             if saved:
                 merge_saved(dest, saved, image_end)
