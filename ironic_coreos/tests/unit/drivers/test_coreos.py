@@ -13,6 +13,8 @@
 """Tests of the coreos-* hardware types."""
 
 import importlib.metadata
+import subprocess
+import sys
 
 from ironic.common import driver_factory
 from ironic.common import exception
@@ -28,6 +30,7 @@ from ironic.drivers.modules.redfish import power as redfish_power
 from ironic.drivers import redfish
 from ironic.tests.unit.db import base as db_base
 from ironic.tests.unit.objects import utils as obj_utils
+import testtools
 
 from ironic_coreos.drivers import coreos
 from ironic_coreos.drivers.modules import coreos as coreos_deploy
@@ -163,3 +166,19 @@ class HardwareTypeLoadingTestCase(db_base.DbTestCase):
         task_driver = self._task_driver('fake-hardware',
                                         deploy_interface='coreos')
         self.assertIsInstance(task_driver.deploy, coreos_deploy.CoreOSDeploy)
+
+
+class ProcessSeparationTestCase(testtools.TestCase):
+
+    def test_conductor_side_never_imports_the_agent(self):
+        # NOTE: Ironic refuses to start when ironic-python-agent registers
+        # its command line options in the conductor process.
+        code = ('import sys\n'
+                'import ironic_coreos.drivers.coreos\n'
+                'import ironic_coreos.drivers.modules.coreos\n'
+                'print(sorted(m for m in sys.modules\n'
+                '             if m.startswith("ironic_python_agent")))\n')
+        result = subprocess.run([sys.executable, '-c', code],
+                                capture_output=True, text=True, timeout=120,
+                                check=True)
+        self.assertEqual('[]', result.stdout.strip())
