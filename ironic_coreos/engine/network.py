@@ -60,21 +60,46 @@ Mapping:
 
 Decisions:
 
-* Addresses on bond members are an error (:class:`NetworkDataError`), not a
-  warning: NetworkManager cannot configure IP on a bond port, and a node
-  that boots without an address its owner asked for is worse than a deploy
-  that is refused in a second. Put the network on the bond instead.
+* A network declared on a bond member (``networks[].link`` naming a NIC in
+  ``bond_links``) is carried by the bond: NetworkManager cannot configure
+  IP on a bond port, and the bond is the L3 device that owns the member's
+  traffic, so the network (addresses, routes, its DNS servers) is moved to
+  the bond's profile, never dropped. Ironic's own sample
+  (``ironic/tests/json_samples/network_data.json``) is written that way.
+  Each move is reported: when the caller passes a ``warnings`` list, one
+  line per moved network names its JSON path, the member and the bond.
+  A move that would merge contradictory declarations is refused with
+  :class:`NetworkDataError` instead:
+
+  - the same ``ip_address`` with two prefix lengths declared on the bond
+    and a member, or on two members: it is not clear which one is meant,
+    and the kernel keeps an IPv6 address once, so one declaration would
+    silently lose (several networks declared on one link are taken as
+    written);
+  - the same network ``id`` of one address family declared differently
+    on two of bond, member, member: two versions of one network that the
+    move would put on one profile.
+
+  Identical repeats are merged (as several equal networks on one link
+  are). Members (or bond and member) with different addresses, routes or
+  default gateways of one family are not a conflict: the bond gets all
+  addresses, the first default route becomes ``gateway=`` and the others
+  stay routes, exactly as for several networks declared on one link;
+  NetworkManager accepts that profile. VLANs on a bond member stay an
+  error (a VLAN link is a device of its own; put it on the bond).
 * Everything else that cannot be expressed (unknown link or network type,
   a reference to a missing link, a bad address, netmask, MAC or VLAN id, a
   bond without members, a DNS server of a family that no profile
   configures, ...) raises :class:`NetworkDataError` naming the JSON path,
   the value (addresses are not secrets) and the fix. Nothing is silently
   dropped. Keys that carry no configuration (``vif_id``, ``network_id``,
-  network ``id``) are ignored.
+  network ``id``) are not written; the network ``id`` only serves to find
+  contradictory declarations on a bond and its members (above).
 """
 
 import dataclasses
 import ipaddress
+import json
 import re
 import uuid
 
@@ -205,6 +230,9 @@ class _Family:
     gateway: str = None
     routes: list = dataclasses.field(default_factory=list)
     dns: list = dataclasses.field(default_factory=list)
+    # IP address (str) -> list of ('IP/PREFIX', JSON path of the network,
+    # the link the network was declared on).
+    origins: dict = dataclasses.field(default_factory=dict)
 
     @property
     def configured(self):
@@ -362,6 +390,14 @@ def _prefix_from_mask(value, path, version):
     return prefix
 
 
+def _shown(value):
+    """``value`` quoted for a message, control characters escaped."""
+    text = json.dumps(value, ensure_ascii=True)
+    if len(text) > 66:
+        text = text[:63] + '...'
+    return text
+
+
 def _ifname_ok(name):
     return (bool(name) and len(name) <= _IFNAME_MAX
             and _IFNAME_RE.match(name) is not None)
@@ -389,6 +425,11 @@ class _Converter(object):
         # (links, server, JSON path) of DNS servers, placed once every
         # network is read so that their order does not matter.
         self.dns = []
+        # Networks moved from a bond member to its bond, as messages.
+        self.warnings = []
+        # (profile link id, network id, IP version) -> list of
+        # (declaring link, declaration without "link", JSON path).
+        self.network_ids = {}
 
     def convert(self):
         raw_links = _get_list(self.data, 'links', '$')
@@ -656,14 +697,20 @@ class _Converter(object):
         link = self.by_id.get(link_id) if isinstance(link_id, str) else None
         if link is None:
             _fail(path + '.link', link_id, 'the id of a link in $.links')
+        declared_on = link
         if link.master is not None:
-            _fail(path + '.link', link_id,
-                  'a link that is not a bond member: NetworkManager cannot '
-                  'put addresses on a bond port; attach this network to '
-                  'bond "%s" instead' % link.master.id)
+            # NetworkManager cannot configure IP on a bond port: the bond
+            # carries the member's networks.
+            link = link.master
+            self.warnings.append(
+                'network_data %s: link %s is a member of bond %s; the '
+                'network was moved to the bond'
+                % (path, _shown(declared_on.id), _shown(link.id)))
+        self._check_network_id(raw, path, version, link, declared_on)
         family = link.family(version)
         if net_type in _STATIC_NETWORK_TYPES:
             address = self._static_address(raw, path, version)
+            self._check_prefix(family, address, path, link, declared_on)
             if address not in family.addresses:
                 family.addresses.append(address)
         else:
@@ -679,6 +726,57 @@ class _Converter(object):
             server, spath = self._dns_service(
                 service, '%s.services[%d]' % (path, i))
             self.dns.append(([link], server, spath))
+
+    def _check_network_id(self, raw, path, version, link, declared_on):
+        """Refuse one network id declared differently on bond and members.
+
+        :raises: NetworkDataError if a network with the same ``id`` and IP
+            version, declared on another link that ends up on the same
+            profile (the bond or another of its members), says something
+            else.
+        """
+        net_id = raw.get('id')
+        if not isinstance(net_id, str) or not net_id.strip():
+            return
+        declaration = {k: v for k, v in raw.items() if k != 'link'}
+        key = (link.id, net_id.strip(), version)
+        seen = self.network_ids.setdefault(key, [])
+        for other_link, other_declaration, other_path in seen:
+            if other_link is declared_on or other_declaration == declaration:
+                continue
+            _fail(path + '.id', net_id,
+                  'one declaration of an IPv%d network per id on bond %s '
+                  'and its members: %s declares %s differently on link %s, '
+                  'and networks on bond members are moved to the bond; '
+                  'declare the network once, on the bond'
+                  % (version, _shown(link.id), other_path, _shown(net_id),
+                     _shown(other_link.id)))
+        seen.append((declared_on, declaration, path))
+
+    @staticmethod
+    def _check_prefix(family, address, path, link, declared_on):
+        """Refuse one address with two prefixes merged by a move.
+
+        :param address: the new address as ``IP/PREFIX``.
+        :param link: the link whose profile gets the address.
+        :param declared_on: the link the network is declared on (a member
+            of ``link`` when the network was moved).
+        :raises: NetworkDataError if a network declared on another link
+            (the bond or another of its members) already puts the same IP
+            address with another prefix length on the profile.
+        """
+        origins = family.origins.setdefault(address.partition('/')[0], [])
+        for other, other_path, other_link in origins:
+            if other_link is declared_on or other == address:
+                continue
+            _fail(path + '.ip_address', address,
+                  'one prefix length per address on bond %s and its '
+                  'members: %s already puts %s on it (from link %s), and '
+                  'networks on bond members are moved to the bond; use the '
+                  'same prefix length or declare the address once, on the '
+                  'bond' % (_shown(link.id), other_path, other,
+                            _shown(other_link.id)))
+        origins.append((address, path, declared_on))
 
     @staticmethod
     def _static_address(raw, path, version):
@@ -849,15 +947,25 @@ class _Converter(object):
         return items
 
 
-def keyfiles_from_network_data(network_data):
+def keyfiles_from_network_data(network_data, warnings=None):
     """Convert OpenStack network_data into NetworkManager keyfiles.
 
     :param network_data: the network_data.json document as a dict (keys
         ``links``, ``networks``, ``services``; missing ones are empty).
+    :param warnings: an optional list; for every network declared on a bond
+        member (and so moved to the bond) one human-readable string naming
+        the network's JSON path, the member and the bond is appended to it,
+        in the order of ``networks``. Nothing is appended when the
+        conversion raises.
     :returns: a list of :class:`Keyfile`, one per link, in the order of
         ``links``. The output depends only on the input: profile UUIDs are
         derived from the link ids, lines are in a fixed order.
     :raises: NetworkDataError naming the JSON path, the value and the fix
         when anything in network_data cannot be expressed as keyfiles.
     """
-    return _Converter(network_data).convert()
+    converter = _Converter(network_data)
+    keyfiles = converter.convert()
+    if warnings is not None:
+        for message in converter.warnings:
+            warnings.append(message)
+    return keyfiles

@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import tempfile
 
+from hypothesis import assume
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -133,14 +134,8 @@ def load_case(case):
     :returns: the network_data dict, or None if it is not available.
     """
     if case == 'ironic_sample':
-        sample = ironic_sample()
-        if sample is not None:
-            # Ironic's sample puts addresses on bond member interface0,
-            # which is refused (see ErrorTestCase); move them to the bond.
-            for net in sample['networks']:
-                if net['link'] == 'interface0':
-                    net['link'] = 'bond0'
-        return sample
+        # As shipped: its networks are on bond member interface0.
+        return ironic_sample()
     with open(os.path.join(GOLDEN_DIR, case, 'network_data.json')) as f:
         return json.load(f)
 
@@ -166,11 +161,14 @@ class GoldenTestCase(testtools.TestCase):
 
     maxDiff = None
 
-    def _check(self, case):
+    def _check(self, case, expected_warnings=()):
         network_data = load_case(case)
         if network_data is None:
             self.skipTest('the input of %s is not available' % case)
-        keyfiles = network.keyfiles_from_network_data(network_data)
+        warnings = []
+        keyfiles = network.keyfiles_from_network_data(network_data,
+                                                      warnings=warnings)
+        self.assertEqual(list(expected_warnings), warnings)
         case_dir = os.path.join(GOLDEN_DIR, case)
         if REGENERATE:
             for name in os.listdir(case_dir):
@@ -352,15 +350,27 @@ class GoldenTestCase(testtools.TestCase):
         self.assertEqual('10.0.0.2;10.0.0.3;', plain['ipv4']['dns'])
 
     def test_ironic_sample(self):
-        # Ironic's tests/json_samples/network_data.json, its addresses on
-        # bond member interface0 moved to the bond.
-        parsed = self._check('ironic_sample')
+        # Ironic's tests/json_samples/network_data.json as shipped: its
+        # networks are on bond member interface0; the bond carries them.
+        parsed = self._check('ironic_sample', [
+            'network_data $.networks[0]: link "interface0" is a member of '
+            'bond "bond0"; the network was moved to the bond',
+            'network_data $.networks[1]: link "interface0" is a member of '
+            'bond "bond0"; the network was moved to the bond'])
         bond = parsed['bond0']
         self.assertEqual('802.3ad', bond['bond']['mode'])
         self.assertEqual('10.184.0.244/20', bond['ipv4']['address1'])
+        self.assertEqual('23.253.157.1', bond['ipv4']['gateway'])
+        self.assertEqual('10.0.0.0/8,11.0.0.1', bond['ipv4']['route1'])
         # ip_address "2001:cdba::3257:9652/24" carries its own prefix.
         self.assertEqual('2001:cdba::3257:9652/24', bond['ipv6']['address1'])
+        self.assertEqual('fd00::1', bond['ipv6']['gateway'])
         self.assertEqual('::/48,fd00::1:1', bond['ipv6']['route1'])
+        member = parsed['interface0']
+        self.assertEqual(bond['connection']['uuid'],
+                         member['connection']['master'])
+        self.assertFalse(member.has_section('ipv4'))
+        self.assertFalse(member.has_section('ipv6'))
         vlan = parsed['vlan0']
         self.assertEqual(bond['connection']['uuid'], vlan['vlan']['parent'])
         self.assertEqual('69.20.0.164;69.20.0.196;8.8.8.8;8.8.4.4;',
@@ -398,6 +408,63 @@ class NetworkManagerTestCase(testtools.TestCase):
                 checked += 1
         self.assertGreaterEqual(checked, 25)
 
+    def test_ironic_sample_as_shipped(self):
+        # The unmodified sample: NetworkManager's reader accepts every
+        # keyfile, and the addresses declared on bond member interface0
+        # come back from the reader on bond0.
+        sample = ironic_sample()
+        if sample is None:
+            self.skipTest('ironic is not installed')
+        warnings = []
+        keyfiles = network.keyfiles_from_network_data(sample,
+                                                      warnings=warnings)
+        self.assertEqual(2, len(warnings))
+        for index, message in enumerate(warnings):
+            self.assertIn('$.networks[%d]' % index, message)
+            self.assertIn('"interface0"', message)
+            self.assertIn('"bond0"', message)
+        read_back = {}
+        for keyfile in keyfiles:
+            status, out, err = nm_roundtrip(keyfile.contents)
+            self.assertEqual(0, status, '%s: %s' % (keyfile.name, err))
+            self.assertEqual(semantics(keyfile.contents), semantics(out),
+                             keyfile.name)
+            read_back[keyfile.name] = semantics(out)
+        self.assertEqual(['10.184.0.244/20'],
+                         read_back['bond0']['ipv4']['addresses'])
+        self.assertEqual(['2001:cdba::3257:9652/24'],
+                         read_back['bond0']['ipv6']['addresses'])
+        self.assertNotIn('ipv4', read_back['interface0'])
+        self.assertNotIn('ipv6', read_back['interface0'])
+        self.assertEqual('bond',
+                         read_back['interface0']['connection']['slave-type'])
+
+    def test_networks_of_two_members(self):
+        # Two members with different static addresses and default gateways
+        # of one family: the bond gets both, one gateway= and a route.
+        warnings = []
+        keyfiles = network.keyfiles_from_network_data(
+            {'links': _bond_links(),
+             'networks': [
+                 _v4(link='nic0', routes=[_DEFAULT_V4]),
+                 _v4(link='nic1', ip='198.51.100.7', netmask=25,
+                     routes=[{'network': '0.0.0.0', 'netmask': 0,
+                              'gateway': '198.51.100.1'}])]},
+            warnings=warnings)
+        self.assertEqual(2, len(warnings))
+        read_back = {}
+        for keyfile in keyfiles:
+            status, out, err = nm_roundtrip(keyfile.contents)
+            self.assertEqual(0, status, '%s: %s' % (keyfile.name, err))
+            self.assertEqual(semantics(keyfile.contents), semantics(out),
+                             keyfile.name)
+            read_back[keyfile.name] = semantics(out)
+        ipv4 = read_back['bond0']['ipv4']
+        self.assertEqual(['192.0.2.10/24', '198.51.100.7/25'],
+                         ipv4['addresses'])
+        self.assertEqual('192.0.2.1', ipv4['gateway'])
+        self.assertEqual(['0.0.0.0/0,198.51.100.1'], ipv4['routes'])
+
     def test_oracle_notices_normalisation(self):
         # A /33 prefix is silently turned into /24 by NetworkManager: the
         # exit status is 0, the comparison of values is what catches it.
@@ -433,10 +500,20 @@ def _v4(link='nic0', ip='192.0.2.10', netmask='255.255.255.0', **extra):
     return net
 
 
-def _convert(links=(), networks=(), services=()):
+def _bond_links():
+    """Two NICs nic0 and nic1 in bond bond0."""
+    return [_nic(), _nic('nic1', '52:54:00:00:00:02'),
+            {'id': 'bond0', 'type': 'bond', 'bond_links': ['nic0', 'nic1']}]
+
+
+_DEFAULT_V4 = {'network': '0.0.0.0', 'netmask': '0.0.0.0',
+               'gateway': '192.0.2.1'}
+
+
+def _convert(links=(), networks=(), services=(), warnings=None):
     return network.keyfiles_from_network_data(
         {'links': list(links), 'networks': list(networks),
-         'services': list(services)})
+         'services': list(services)}, warnings=warnings)
 
 
 def _by_name(keyfiles):
@@ -609,6 +686,91 @@ class ConversionTestCase(testtools.TestCase):
         parsed = _by_name(_convert([_nic(mac='52-54-00-ab-cd-ef')]))
         self.assertEqual('52:54:00:AB:CD:EF',
                          parsed['nic0']['ethernet']['mac-address'])
+
+    def test_network_on_member_moves_to_bond(self):
+        warnings = []
+        keyfiles = _convert(
+            _bond_links(),
+            [_v4(link='nic1', routes=[_DEFAULT_V4],
+                 dns_nameservers=['192.0.2.53']),
+             {'type': 'ipv6_slaac', 'link': 'nic0'}],
+            [{'type': 'dns', 'address': '2001:db8::53'}],
+            warnings=warnings)
+        parsed = _by_name(keyfiles)
+        bond = parsed['bond0']
+        self.assertEqual('192.0.2.10/24', bond['ipv4']['address1'])
+        self.assertEqual('192.0.2.1', bond['ipv4']['gateway'])
+        self.assertEqual('192.0.2.53;', bond['ipv4']['dns'])
+        self.assertEqual('auto', bond['ipv6']['method'])
+        self.assertEqual('2001:db8::53;', bond['ipv6']['dns'])
+        for name in ('nic0', 'nic1'):
+            self.assertEqual(bond['connection']['uuid'],
+                             parsed[name]['connection']['master'])
+            self.assertFalse(parsed[name].has_section('ipv4'))
+            self.assertFalse(parsed[name].has_section('ipv6'))
+        # One message per moved network, in the order of networks, with
+        # the path, the member and the bond and no addresses.
+        self.assertEqual(
+            ['network_data $.networks[0]: link "nic1" is a member of bond '
+             '"bond0"; the network was moved to the bond',
+             'network_data $.networks[1]: link "nic0" is a member of bond '
+             '"bond0"; the network was moved to the bond'], warnings)
+
+    def test_move_without_warnings_list(self):
+        # warnings is optional: the output is the same without it.
+        networks = [_v4(link='nic0')]
+        self.assertEqual(_convert(_bond_links(), networks, warnings=[]),
+                         _convert(_bond_links(), networks))
+
+    def test_warnings_are_appended(self):
+        warnings = ['earlier']
+        _convert(_bond_links(), [_v4(link='nic0')], warnings=warnings)
+        self.assertEqual(2, len(warnings))
+        self.assertEqual('earlier', warnings[0])
+
+    def test_no_warning_without_move(self):
+        warnings = []
+        _convert(_bond_links(), [_v4(link='bond0')], warnings=warnings)
+        self.assertEqual([], warnings)
+
+    def test_warning_escapes_link_ids(self):
+        links = _bond_links()
+        links[0]['id'] = 'nic\n0'
+        links[2]['bond_links'][0] = 'nic\n0'
+        links[2]['id'] = 'b\u00e9'
+        warnings = []
+        _convert(links, [_v4(link='nic\n0')], warnings=warnings)
+        self.assertEqual(['network_data $.networks[0]: link "nic\\n0" is a '
+                          'member of bond "b\\u00e9"; the network was moved '
+                          'to the bond'], warnings)
+
+    def test_same_network_on_bond_and_member_is_merged(self):
+        # An identical declaration on the bond and a member (same id, same
+        # address and prefix) is one network: merged, the move reported.
+        warnings = []
+        parsed = _by_name(_convert(
+            _bond_links(),
+            [_v4(link='bond0', id='net0', routes=[_DEFAULT_V4]),
+             _v4(link='nic0', id='net0', routes=[_DEFAULT_V4]),
+             _v4(link='nic1', netmask=24)],
+            warnings=warnings))
+        ipv4 = parsed['bond0']['ipv4']
+        self.assertEqual('192.0.2.10/24', ipv4['address1'])
+        self.assertNotIn('address2', ipv4)
+        self.assertNotIn('route1', ipv4)
+        self.assertEqual(2, len(warnings))
+
+    def test_same_id_in_two_families_on_bond_and_member(self):
+        # Ironic's sample uses one id for an IPv4 and an IPv6 network; on
+        # bond and member that is no conflict either.
+        parsed = _by_name(_convert(
+            _bond_links(),
+            [_v4(link='bond0', id='net0'),
+             {'id': 'net0', 'type': 'ipv6', 'link': 'nic0',
+              'ip_address': '2001:db8::10', 'netmask': 64}]))
+        self.assertEqual('192.0.2.10/24', parsed['bond0']['ipv4']['address1'])
+        self.assertEqual('2001:db8::10/64',
+                         parsed['bond0']['ipv6']['address1'])
 
     def test_other_l2_types_are_nics(self):
         for link_type in ('ethernet', 'ovs', 'bridge', 'tap', 'vif',
@@ -785,20 +947,50 @@ class ErrorTestCase(testtools.TestCase):
         self._fails([_nic()], [_v4(link='eth9')], (),
                     '$.networks[0].link', "'eth9'")
 
-    def test_ironic_sample_addresses_on_bond_member(self):
-        # Ironic's tests/json_samples/network_data.json as shipped puts
-        # networks on bond member interface0: refused with the fix.
-        sample = ironic_sample()
-        if sample is None:
-            self.skipTest('ironic is not installed')
-        self._error(sample, '$.networks[0].link', "'interface0'",
-                    'bond "bond0"')
+    def _no_warnings_on_error(self, links, networks, *fragments):
+        warnings = []
+        error = self.assertRaises(
+            exception.NetworkDataError, network.keyfiles_from_network_data,
+            {'links': links, 'networks': networks}, warnings=warnings)
+        for fragment in fragments:
+            self.assertIn(fragment, str(error))
+        self.assertEqual([], warnings)
+        return error
 
-    def test_network_on_bond_member(self):
-        self._fails([_nic(),
-                     {'id': 'bond0', 'type': 'bond', 'bond_links': ['nic0']}],
-                    [_v4()], (), '$.networks[0].link', "'nic0'",
-                    'bond "bond0"')
+    def test_address_on_bond_and_member_with_two_prefixes(self):
+        self._no_warnings_on_error(
+            _bond_links(), [_v4(link='bond0'), _v4(link='nic0', netmask=25)],
+            '$.networks[1].ip_address', "'192.0.2.10/25'",
+            'bond "bond0"', '$.networks[0] already puts 192.0.2.10/24',
+            'from link "bond0"', 'moved', 'same prefix length')
+
+    def test_address_on_two_members_with_two_prefixes(self):
+        self._no_warnings_on_error(
+            _bond_links(),
+            [{'type': 'ipv6', 'link': 'nic0', 'ip_address': '2001:db8::10',
+              'netmask': 64},
+             {'type': 'ipv6', 'link': 'nic1',
+              'ip_address': '2001:db8::10/56'}],
+            '$.networks[1].ip_address', "'2001:db8::10/56'",
+            '$.networks[0] already puts 2001:db8::10/64',
+            'from link "nic0"')
+
+    def test_network_id_on_bond_and_member_differently(self):
+        error = self._no_warnings_on_error(
+            _bond_links(),
+            [_v4(link='bond0', id='private'),
+             _v4(link='nic0', id='private', ip='192.0.2.11')],
+            '$.networks[1].id', "'private'", '$.networks[0]',
+            'link "bond0"', 'declare the network once, on the bond')
+        self.assertNotIn('192.0.2.1', str(error))
+
+    def test_network_id_on_two_members_differently(self):
+        self._no_warnings_on_error(
+            _bond_links(),
+            [{'id': 'n', 'type': 'ipv4_dhcp', 'link': 'nic1'},
+             _v4(link='nic0', id='n')],
+            '$.networks[1].id', "'n'", '$.networks[0]', 'link "nic1"',
+            'IPv4 network', 'bond "bond0"')
 
     def test_bad_ip(self):
         self._fails([_nic()], [_v4(ip='192.0.2.300')], (),
@@ -1000,6 +1192,8 @@ def _network_data(draw):
                       'ethernet_mac_address': '52:54:00:00:00:%02x' % i,
                       'mtu': draw(st.none() | st.integers(1280, 9000))})
     l3 = [link['id'] for link in links]
+    # Networks may also be declared on bond members (moved to the bond).
+    carriers = list(l3)
     if len(links) > 1 and draw(st.booleans()):
         links.append({'id': 'bond0', 'type': 'bond',
                       'bond_links': ['nic0', 'nic1'],
@@ -1007,13 +1201,19 @@ def _network_data(draw):
                           [0, 1, '4', 'lacp', 'balance-alb'])),
                       'bond_miimon': draw(st.integers(0, 1000))})
         l3 = ['bond0'] + l3[2:]
+        carriers.append('bond0')
     if draw(st.booleans()):
         links.append({'id': 'vlan0', 'type': 'vlan',
                       'vlan_link': draw(st.sampled_from(l3)),
                       'vlan_id': draw(st.integers(1, 4094))})
         l3.append('vlan0')
-    networks = draw(st.lists(st.sampled_from(l3).flatmap(_network),
+        carriers.append('vlan0')
+    networks = draw(st.lists(st.sampled_from(carriers).flatmap(_network),
                              max_size=4))
+    # One address on two links of a bond with two prefixes is refused.
+    static = [(n['link'], n['ip_address']) for n in networks
+              if 'ip_address' in n]
+    assume(len({ip for _, ip in static}) == len(set(static)))
     versions = {4 if n['type'].startswith('ipv4') else 6 for n in networks}
     services = [{'type': 'dns', 'address': str(draw(_address(v)))}
                 for v in sorted(versions)]
@@ -1027,7 +1227,15 @@ class NetworkManagerPropertyTestCase(testtools.TestCase):
     @settings(max_examples=40, deadline=None)
     @given(network_data=_network_data())
     def test_roundtrip(self, network_data):
-        for keyfile in network.keyfiles_from_network_data(network_data):
+        warnings = []
+        keyfiles = network.keyfiles_from_network_data(network_data,
+                                                      warnings=warnings)
+        moved = [n for n in network_data['networks']
+                 if n['link'] in ('nic0', 'nic1')
+                 and any(link['type'] == 'bond'
+                         for link in network_data['links'])]
+        self.assertEqual(len(moved), len(warnings))
+        for keyfile in keyfiles:
             status, out, err = nm_roundtrip(keyfile.contents)
             self.assertEqual(0, status, '%s: %s\n%s'
                              % (keyfile.name, err, keyfile.contents))
