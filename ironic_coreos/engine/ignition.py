@@ -972,9 +972,12 @@ class _Validator:
             self._check_resource(item_path, item, True)
         self._no_duplicates(config, 'merge', '$.ignition.config', 'source',
                             'merged config source')
-        if isinstance(_get(config, 'replace', dict), dict):
-            self._check_resource('$.ignition.config.replace',
-                                 config['replace'], True)
+        replace = _get(config, 'replace', dict)
+        if replace:
+            # NOTE: an empty replace object means "no replacement".
+            self._check_resource('$.ignition.config.replace', replace,
+                                 any(v is not None
+                                     for v in replace.values()))
         tls = _get(_get(section, 'security', dict), 'tls', dict)
         for item_path, item in _items(tls, 'certificateAuthorities',
                                       '$.ignition.security.tls'):
@@ -987,7 +990,7 @@ class _Validator:
                             'noProxy entry')
         for key in ('httpProxy', 'httpsProxy'):
             value = _get(proxy, key, str)
-            if value and _scheme(value) not in (
+            if value is not None and _scheme(value) not in (
                     'http', 'https'):
                 self.error('%s.proxy.%s' % (path, key), 'a proxy must be an '
                            'http:// or https:// URL',
@@ -1002,12 +1005,14 @@ class _Validator:
             if not device:
                 self.error(_child(path, 'device'), 'a disk needs a device',
                            'add "device": "/dev/disk/by-id/..."')
-            elif device in devices:
-                self.error(path, 'disk %s is already configured at %s'
-                           % (_show(device), devices[device]),
-                           'merge both entries into one')
             else:
-                devices[device] = path
+                self._check_abs_path(_child(path, 'device'), device,
+                                     '/dev/')
+                if device in devices:
+                    self.error(path, 'disk %s is already configured at %s'
+                               % (_show(device), devices[device]),
+                               'merge both entries into one')
+                devices.setdefault(device, path)
             if disk.get('wipeTable') is True and device:
                 target = self._protected(device, None)
                 if target:
@@ -1021,9 +1026,16 @@ class _Validator:
     def _check_partitions(self, disk_path, disk):
         numbers = {}
         labels = {}
+        unnumbered = deleted = False
         for path, part in _items(disk, 'partitions', disk_path):
             number = _get(part, 'number', int)
             label = _get(part, 'label', str)
+            unnumbered = unnumbered or not number
+            deleted = deleted or part.get('shouldExist') is False
+            if (number is None or number < 1) and not label:
+                self.error(path, 'a partition needs a number (1 or more) '
+                           'or a label', 'add "number": N or "label": '
+                           '"<name>"')
             if number and number in numbers:
                 self.error(path, 'partition number %d is already used at %s'
                            % (number, numbers[number]),
@@ -1046,6 +1058,11 @@ class _Validator:
                            'partition) but %s are set too'
                            % ', '.join(others), 'remove %s, or remove '
                            '"shouldExist": false' % ', '.join(others))
+        if unnumbered and deleted:
+            self.error(_child(disk_path, 'partitions'), 'partitions without '
+                       'a number cannot be mixed with partitions whose '
+                       'shouldExist is false', 'give every partition of '
+                       'this disk a number')
 
     def _check_partition_label(self, path, label, labels):
         if len(label) > 36:
@@ -1088,6 +1105,10 @@ class _Validator:
                            'level', 'write one of %s'
                            % ', '.join(schema.RAID_LEVELS))
             self._no_duplicates(raid, 'devices', path, None, 'device')
+            for index, device in enumerate(_get(raid, 'devices', list) or []):
+                if isinstance(device, str):
+                    self._check_abs_path('%s.devices[%d]' % (path, index),
+                                         device, '/dev/')
             if not _get(raid, 'devices', list):
                 self.error(_child(path, 'devices'), 'a RAID array needs '
                            'devices', 'list the member devices')
@@ -1132,12 +1153,14 @@ class _Validator:
             if not device:
                 self.error(_child(path, 'device'), 'a filesystem needs a '
                            'device', 'add "device": "/dev/disk/by-..."')
-            elif device in devices:
-                self.error(path, 'device %s already has a filesystem at %s'
-                           % (_show(device), devices[device]),
-                           'keep one filesystem per device')
             else:
-                devices[device] = path
+                self._check_abs_path(_child(path, 'device'), device,
+                                     '/dev/')
+                if device in devices:
+                    self.error(path, 'device %s already has a filesystem '
+                               'at %s' % (_show(device), devices[device]),
+                               'keep one filesystem per device')
+                devices.setdefault(device, path)
             mount = _get(fs, 'path', str)
             if mount:
                 self._check_abs_path(_child(path, 'path'), mount)
@@ -1181,9 +1204,13 @@ class _Validator:
         for path, luks in _items(storage, 'luks', '$.storage'):
             self._unique_name(path, _get(luks, 'name', str), names,
                               'LUKS volume')
-            if not _get(luks, 'device', str):
+            device = _get(luks, 'device', str)
+            if not device:
                 self.error(_child(path, 'device'), 'a LUKS volume needs a '
                            'device', 'add "device": "/dev/disk/by-..."')
+            else:
+                self._check_abs_path(_child(path, 'device'), device,
+                                     '/dev/')
             if isinstance(luks.get('keyFile'), dict):
                 self._check_resource(_child(path, 'keyFile'),
                                      luks['keyFile'], False)
@@ -1206,7 +1233,7 @@ class _Validator:
                            'needs the thumbprint of its key',
                            'add "thumbprint" (tang-show-keys prints it)')
         custom = _get(clevis, 'custom', dict)
-        if not custom:
+        if custom is None:
             return
         custom_path = _child(path, 'custom')
         if custom.get('needsNetwork') is True:
@@ -1215,6 +1242,8 @@ class _Validator:
             self.error(path, 'a custom clevis config cannot be combined '
                        'with tang, tpm2 or threshold',
                        'use either "custom" or the other settings')
+        if not (custom.get('pin') or custom.get('config')):
+            return
         if _get(custom, 'pin', str) not in schema.CLEVIS_PINS:
             self.error(_child(custom_path, 'pin'), 'unknown or missing '
                        'clevis pin', 'write one of %s'
@@ -1248,11 +1277,11 @@ class _Validator:
         self._check_abs_path(_child(path, 'path'), value)
         return value
 
-    def _check_abs_path(self, path, value):
+    def _check_abs_path(self, path, value, root='/'):
         clean = _clean_path(value)
         if not value.startswith('/'):
             self.error(path, 'path %s is not absolute' % _show(value),
-                       'write "%s"' % clean)
+                       'write "%s"' % _clean_path(root + value))
         elif clean != value:
             self.error(path, 'path %s is not clean (".", "..", "//" or a '
                        'trailing "/")' % _show(value), 'write "%s"' % clean)

@@ -365,6 +365,24 @@ RULE_CASES = [
         'device': '/dev/sdb', 'partitions': [
             {'number': 5, 'shouldExist': False, 'sizeMiB': 10}]}]}),
      '$.storage.disks[0].partitions[0]', 'error', 'remove sizeMiB'),
+    ('partition-no-number-or-label', _cfg(storage={'disks': [{
+        'device': '/dev/sdb', 'partitions': [{'sizeMiB': 10}]}]}),
+     '$.storage.disks[0].partitions[0]', 'error', 'add "number"'),
+    ('partition-unnumbered-with-delete', _cfg(storage={'disks': [{
+        'device': '/dev/sdb', 'partitions': [
+            {'label': 'data'}, {'number': 3, 'shouldExist': False}]}]}),
+     '$.storage.disks[0].partitions', 'error', 'give every partition'),
+    ('disk-device-relative', _cfg(storage={'disks': [{'device': 'sdb'}]}),
+     '$.storage.disks[0].device', 'error', 'write "/dev/sdb"'),
+    ('luks-device-dirty', _cfg(storage={'luks': [
+        {'name': 'a', 'device': '/dev/disk//by-id/x'}]}),
+     '$.storage.luks[0].device', 'error', 'write "/dev/disk/by-id/x"'),
+    ('raid-device-relative', _cfg(storage={'raid': [
+        {'name': 'md', 'level': 'raid1', 'devices': ['vda', '/dev/vdb']}]}),
+     '$.storage.raid[0].devices[0]', 'error', 'write "/dev/vda"'),
+    ('fs-device-dirty', _cfg(storage={'filesystems': [
+        {'device': '/dev/sdb/', 'format': 'xfs'}]}),
+     '$.storage.filesystems[0].device', 'error', 'write "/dev/sdb"'),
     ('fs-no-device', _cfg(storage={'filesystems': [{'format': 'xfs'}]}),
      '$.storage.filesystems[0].device', 'error', 'add "device"'),
     ('fs-format-unknown', _cfg(storage={'filesystems': [
@@ -409,6 +427,10 @@ RULE_CASES = [
     ('clevis-custom-mixed', _cfg(storage={'luks': [
         {'name': 'a', 'device': '/dev/a', 'clevis': {
             'tpm2': True, 'custom': {'pin': 'tpm2', 'config': '{}'}}}]}),
+     '$.storage.luks[0].clevis', 'error', 'either "custom"'),
+    ('clevis-custom-empty-mixed', _cfg(storage={'luks': [
+        {'name': 'a', 'device': '/dev/a', 'clevis': {
+            'tpm2': True, 'custom': {}}}]}),
      '$.storage.luks[0].clevis', 'error', 'either "custom"'),
     ('clevis-custom-pin', _cfg(storage={'luks': [
         {'name': 'a', 'device': '/dev/a', 'clevis': {
