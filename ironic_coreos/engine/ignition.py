@@ -974,7 +974,7 @@ class _Validator:
                             'merged config source')
         replace = _get(config, 'replace', dict)
         if replace:
-            # NOTE: an empty replace object means "no replacement".
+            # An empty replace object means "no replacement".
             self._check_resource('$.ignition.config.replace', replace,
                                  any(v is not None
                                      for v in replace.values()))
@@ -1300,6 +1300,8 @@ class _Validator:
         keyfile = bool(node_path) and _clean_path(node_path).startswith(
             KEYFILE_DIR)
         mode = node.get('mode')
+        # Remotely fetched files are usually data whose default mode is
+        # meant; inline contents without a mode are a common oversight.
         if mode is None and not keyfile and not _remote(source):
             self.warn(_child(path, 'mode'), 'mode is not set, so Ignition '
                       'creates the file with 0644 (420)',
@@ -1313,16 +1315,15 @@ class _Validator:
         effective = mode if _is_int(mode) else 0o644
         if effective & 0o077:
             self.error(_child(path, 'mode'), 'NetworkManager ignores '
-                       'keyfiles that group or others can read; this one '
+                       'keyfiles that group or others may access; this one '
                        'would be 0o%o' % effective,
                        'set "mode": 384 (0o600)')
-        for key in ('user', 'group'):
-            owner = _get(node, key, dict) or {}
-            if owner.get('id') not in (None, 0) or owner.get('name') not in (
-                    None, '', 'root'):
-                self.error(_child(path, key), 'NetworkManager ignores '
-                           'keyfiles not owned by root',
-                           'remove "%s" (root is the default)' % key)
+        owner = _get(node, 'user', dict) or {}
+        if owner.get('id') not in (None, 0) or owner.get('name') not in (
+                None, '', 'root'):
+            self.error(_child(path, 'user'), 'NetworkManager ignores '
+                       'keyfiles not owned by root',
+                       'remove "user" (root is the default)')
 
     def _check_directories(self, path, node, node_path):
         self._check_mode(_child(path, 'mode'), node.get('mode'))

@@ -463,7 +463,7 @@ GOOD_CASES = [
         mode=0o600))),
     ('keyfile-0400-root', _files(_file(
         path='/etc/NetworkManager/system-connections/a.nmconnection',
-        mode=0o400, user={'id': 0}))),
+        mode=0o400, user={'id': 0}, group={'name': 'wheel'}))),
     ('setuid-3.6', _files(_file(mode=0o4755), version='3.6.0')),
     ('dir-no-mode', _cfg(storage={'directories': [{'path': '/var/d'}]})),
     ('unit-enabled-install-in-dropin', _unit(
@@ -604,6 +604,17 @@ class TestRules(unittest.TestCase):
                          _paths(report.errors))
         self.assertTrue(ignition.validate(
             config, install_device='/dev/nvme1n1').valid)
+
+    def test_every_decimal_lookalike(self):
+        for mode in ignition.OCTAL_LOOKALIKES:
+            with self.subTest(mode=mode):
+                report = ignition.validate(_files(_file(mode=mode)))
+                self.assertTrue(report.valid)
+                self.assertEqual(['$.storage.files[0].mode'],
+                                 _paths(report.warnings))
+                self.assertEqual('write %d (0o%d)' % (int(str(mode), 8),
+                                                      mode),
+                                 report.warnings[0].fix)
 
     def test_decimal_644_fix(self):
         report = ignition.validate(_files(_file(mode=644)))
