@@ -150,10 +150,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             stream.record_mismatch(digest.hexdigest())
             self._abort()
             return
+        # NOTE: recorded before the end is sent: the installer may finish
+        # as soon as it has the last bytes.
+        stream.record_success()
         if held is not None:
             self._write(held, chunked)
         self._finish(chunked)
-        stream.record_success()
 
     def _write(self, data, chunked):
         if chunked:

@@ -387,6 +387,31 @@ class TestInstall(Base):
         self.assertEqual({'ignition': {'version': '3.2.0'}},
                          self.seen[0]['content'])
 
+    def test_ignition_warnings_logged(self, mock_run, mock_dispatch,
+                                      mock_sleep, mock_release, mock_uefi):
+        config = _ignition()
+        config['storage']['files'][0]['mode'] = 644
+        config['storage']['files'][0]['contents']['source'] = (
+            'https://example.com/' + MARKER)
+        mock_run.side_effect = self._fake_run([(0, [])])
+        self.hwm.install_coreos(_node(), [], ignition=config)
+        self.assertIn('The Ignition config from the ignition argument has '
+                      'warnings', self.log.output)
+        self.assertIn('$.storage.files[0].mode', self.log.output)
+        self.assertIn('the node needs network', self.log.output)
+        self.assertNotIn(MARKER, self.log.output)
+
+    def test_work_dir_unwritable(self, mock_run, mock_dispatch, mock_sleep,
+                                 mock_release, mock_uefi):
+        with open(os.path.join(self.root, 'run'), 'w'):
+            pass
+        exc = self.assertRaises(errors.DeploymentError,
+                                self.hwm.install_coreos, _node(), [],
+                                ignition=_ignition())
+        self.assertIn('Could not write the Ignition config under', str(exc))
+        self.assertIn('[coreos]work_dir', str(exc))
+        mock_run.assert_not_called()
+
     def test_invalid_arguments_fail_before_anything(
             self, mock_run, mock_dispatch, mock_sleep, mock_release,
             mock_uefi):
