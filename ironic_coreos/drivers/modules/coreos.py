@@ -42,6 +42,7 @@ import logging
 from urllib import parse as urlparse
 
 from ironic.common import exception
+from ironic.common.glance_service import service_utils as glance_utils
 from ironic.common.i18n import _
 from ironic.common import metrics_utils
 from ironic.common import states
@@ -409,16 +410,19 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         # NOTE(coreos): image_url, its checksum and the pull secret default
         # to instance_info in installer.parse_args (given the unmasked
         # instance_info here); only the form of image_source is checked
-        # here, since the installer needs an http(s) URL.
+        # here, since the installer needs an http(s) URL. A Glance image
+        # (Nova always sets one) is not fetched: the live system's own
+        # image is installed (install_coreos logs it).
         image_source = info.get('image_source')
-        if image_source and not _is_http_url(image_source):
+        if (image_source and not _is_http_url(image_source)
+                and not glance_utils.is_glance_image(image_source)):
             raise _Failure(
                 'instance_info/image_source',
-                _('"%(src)s" is not an http(s) URL; coreos-installer needs '
-                  'the URL of a CoreOS metal image (for example '
-                  '...-metal.x86_64.raw.xz, with its .sig next to it), or '
-                  'unset image_source to install the image of the live '
-                  'system') % {'src': image_source})
+                _('"%(src)s" is neither an http(s) URL nor a Glance image; '
+                  'coreos-installer needs the URL of a CoreOS metal image '
+                  '(for example ...-metal.x86_64.raw.xz, with its .sig next '
+                  'to it), or unset image_source to install the image of '
+                  'the live system') % {'src': image_source})
 
         known = {INSTANCE_INFO_PREFIX + name for name in INSTANCE_INFO_ARGS}
         for key in sorted(info):
@@ -708,6 +712,14 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
             LOG.warning('Node %(node)s: the Ignition config has warnings: '
                         '%(summary)s', {'node': node.uuid,
                                         'summary': report.summary()})
+        image_source = node.instance_info.get('image_source')
+        if (not args.get('image_url') and image_source
+                and not _is_http_url(image_source)):
+            LOG.info('Node %(node)s: image_source %(src)s is a Glance image, '
+                     'which coreos-installer cannot fetch; installing the '
+                     'image of the live system instead (give image_url to '
+                     'install another one)',
+                     {'node': node.uuid, 'src': image_source})
         config_bytes = _json_bytes(args['ignition'])
         LOG.info('Node %(node)s: handing %(step)s to the agent: Ignition '
                  'config of %(size)d bytes (sha256 %(sha)s), image %(image)s'

@@ -401,6 +401,16 @@ class InstallCoreOSTestCase(CoreOSTestBase):
         self.assertNoSecrets()
         self.assertIn('with a pull secret', self.logger.output)
 
+    def test_glance_image_installs_live_image(self, mock_execute,
+                                              mock_client):
+        self.set_instance_info(
+            image_source='7d5a8b0e-6c1f-4a0f-9a52-4ae1b3c2d1e0',
+            image_os_hash_algo='sha512', image_os_hash_value=SHA512)
+        args = self.run_step(mock_execute)
+        self.assertNotIn('image_url', args)
+        self.assertNotIn('image_checksum', args)
+        self.assertIn('is a Glance image', self.logger.output)
+
     def test_image_checksum_bare_sha512(self, mock_execute, mock_client):
         self.set_instance_info(
             image_source='http://images.example.com/fcos.raw.xz',
@@ -562,9 +572,16 @@ class ValidateTestCase(CoreOSTestBase):
 
     def test_image_source_not_http(self):
         self.assertInvalid(
-            'instance_info/image_source', 'not an http(s) URL',
+            'instance_info/image_source',
+            'neither an http(s) URL nor a Glance image',
             'unset image_source',
+            image_source='oci://quay.io/fedora/fedora-coreos:stable')
+
+    def test_glance_image_source_accepted(self):
+        self.set_instance_info(
             image_source='7d5a8b0e-6c1f-4a0f-9a52-4ae1b3c2d1e0')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertIsNone(self.deploy.validate(task))
 
     def test_bad_checksum(self):
         self.assertInvalid(
