@@ -71,6 +71,8 @@ _IDENTIFIER = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 _LAST_STEP = re.compile(r'(\.[A-Za-z_][A-Za-z0-9_]*|\[[^\[\]]*\])$')
 _YAML_LINE = re.compile(r'^[A-Za-z_][\w.-]*\s*:(\s|$)')
 _MAX_INT = 2 ** 63
+# Longest unit file line systemd (and Ignition's unit parser) accepts.
+_UNIT_LINE_MAX = 2047
 
 
 @dataclasses.dataclass(frozen=True)
@@ -574,6 +576,9 @@ def _parse_unit(contents):
     continued = False
     for number, raw in enumerate(contents.split('\n'), 1):
         line = raw.strip()
+        if len(raw.encode('utf-8', 'replace')) > _UNIT_LINE_MAX:
+            problems.append((number, 'the line is longer than %d bytes'
+                             % _UNIT_LINE_MAX))
         if continued:
             continued = line.endswith('\\')
             continue
@@ -587,6 +592,7 @@ def _parse_unit(contents):
             elif end != len(line) - 1:
                 problems.append((number, 'text after the "]" of a '
                                  'section header'))
+                current = line[1:end]
             elif end == 1:
                 problems.append((number, 'empty section name'))
             else:
@@ -1432,7 +1438,9 @@ class _Validator:
         for number, message in problems:
             self.error(_child(path, 'contents'), 'line %d of the unit '
                        'file: %s' % (number, message),
-                       'write [Section] headers and Key=Value settings')
+                       'write [Section] headers and Key=Value settings, '
+                       'splitting lines over %d bytes with a trailing '
+                       'backslash' % _UNIT_LINE_MAX)
         return sections
 
     def _check_dropins(self, unit_path, unit, unit_name, written):

@@ -291,6 +291,9 @@ RULE_CASES = [
      '$.systemd.units[0].contents', 'error', 'Key=Value'),
     ('unit-setting-outside', _unit(contents='A=b\n[Unit]\n'),
      '$.systemd.units[0].contents', 'error', '[Section]'),
+    ('unit-long-line', _unit(contents='[Service]\nExecStart=/bin/echo %s\n'
+                             % ('x' * 2040)),
+     '$.systemd.units[0].contents', 'error', 'trailing backslash'),
     ('unit-enabled-no-install', _unit(enabled=True, contents=UNIT),
      '$.systemd.units[0].enabled', 'warning', '[Install]'),
     ('dropin-ext', _unit(dropins=[{'name': '10-x', 'contents': UNIT}]),
@@ -474,6 +477,8 @@ GOOD_CASES = [
     ('unit-comments-continuation', _unit(
         enabled=True, contents='# c\n; c\n[Service]\nExecStart=/bin/a \\\n'
         '  --flag\n\n[Install]\nWantedBy=multi-user.target\n')),
+    ('unit-line-2047-bytes', _unit(contents='[Service]\nExecStart=%s\n'
+                                   % ('x' * 2037))),
     ('unit-template', _unit('getty@.service', contents=UNIT_INSTALL)),
     ('ssh-keys', _cfg(passwd={'users': [{'name': 'core',
                                          'sshAuthorizedKeys': [
