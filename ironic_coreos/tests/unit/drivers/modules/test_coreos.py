@@ -535,6 +535,15 @@ class InstallCoreOSTestCase(CoreOSTestBase):
         self.assertIn('a list of strings', str(exc))
         self.assertFalse(mock_execute.called)
 
+    def test_unknown_step_arg(self, mock_execute, mock_client):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            exc = self.assertRaises(
+                exception.InstanceDeployFailure, self.deploy.install_coreos,
+                task, consoles=['ttyS0'])
+        self.assertIn('argument "consoles": unknown argument; did you mean '
+                      '"console"?', str(exc))
+        self.assertFalse(mock_execute.called)
+
     def test_invalid_pull_secret_hidden(self, mock_execute, mock_client):
         with task_manager.acquire(self.context, self.node.uuid) as task:
             exc = self.assertRaises(
