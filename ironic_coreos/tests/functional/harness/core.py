@@ -34,6 +34,7 @@ import uuid
 
 from oslo_log import log
 
+from ironic_coreos.tests.functional.harness import fixtures
 from ironic_coreos.tests.functional.harness import ironic as ironic_mod
 from ironic_coreos.tests.functional.harness import node as node_mod
 from ironic_coreos.tests.functional.harness import resources
@@ -128,6 +129,7 @@ class Harness(object):
         self._stop = threading.Event()
         self._node_lock = threading.Lock()
         self.watch_errors = 0
+        self.servers = []
 
     # -- set-up ------------------------------------------------------------
 
@@ -203,6 +205,15 @@ class Harness(object):
             f.write('[ironic_python_agent.hardware_managers]\n%s\n'
                     % SIMHW_ENTRY_POINT)
 
+    def serve(self, directory):
+        """Serve ``directory`` over HTTP on the bridge (host side).
+
+        :returns: a started fixtures.ImageServer (stopped by :meth:`stop`).
+        """
+        server = fixtures.ImageServer(directory, self.host_ip).start()
+        self.servers.append(server)
+        return server
+
     def node_ip(self, index):
         return str(self.net[10 + index])
 
@@ -213,6 +224,9 @@ class Harness(object):
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=10)
+        for server in self.servers:
+            server.stop()
+        self.servers = []
         for node in self.nodes:
             try:
                 node.stop_agent()
@@ -271,8 +285,11 @@ class Harness(object):
         created = self.ironic.cli(*args, json_out=True)
         node.uuid = created['uuid']
         self.ironic.cli('port', 'create', node.mac, '--node', node.uuid)
-        self.ironic.cli('node', 'manage', node.uuid, '--wait', '60')
-        self.ironic.cli('node', 'provide', node.uuid, '--wait', '60')
+        # The CLI's --wait polls slowly: poll the REST API instead.
+        self.ironic.cli('node', 'manage', node.uuid)
+        self.wait(node, ('manageable',), timeout=60)
+        self.ironic.cli('node', 'provide', node.uuid)
+        self.wait(node, ('available',), timeout=60)
         return node
 
     def deploy(self, node, config_drive=None, deploy_steps=None,
@@ -293,15 +310,29 @@ class Harness(object):
                 args += ['--instance-info', '%s=%s' % (key, value)]
             self.ironic.cli(*args)
         args = ['node', 'deploy', node.uuid]
+        drive_file = None
         if config_drive is not None:
             if not isinstance(config_drive, str):
                 config_drive = json.dumps(config_drive)
+            elif not config_drive.startswith(('http://', 'https://', '{')):
+                # A pre-rendered (base64) drive is given as a file: the CLI
+                # takes any argument with a slash for a path.
+                drive_file = os.path.join(node.dir, 'configdrive.b64')
+                fd = os.open(drive_file, os.O_WRONLY | os.O_CREAT
+                             | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, 'w') as f:
+                    f.write(config_drive)
+                config_drive = drive_file
             args += ['--config-drive', config_drive]
         if deploy_steps is not None:
             args += ['--deploy-steps', json.dumps(deploy_steps)]
         started = time.monotonic()
         node.deploy_started = started
-        self.ironic.cli(*args)
+        try:
+            self.ironic.cli(*args)
+        finally:
+            if drive_file:
+                os.unlink(drive_file)
         return started
 
     def undeploy(self, node, timeout=120):
@@ -345,7 +376,7 @@ class Harness(object):
         raise AssertionError('node %s never reached %s'
                              % (node.name, state))
 
-    # -- the watcher -----------------------------------------------------------
+    # -- the watcher ------------------------------------------------------
 
     def _watch(self):
         """Follow every node; start/stop agents as real hardware would."""
@@ -382,7 +413,7 @@ class Harness(object):
             if node.agent_running:
                 node.stop_agent()
 
-    # -- inspection helpers ----------------------------------------------------
+    # -- inspection helpers -----------------------------------------------
 
     def all_logs(self):
         """{name: text} of every Ironic and agent log of the run."""
@@ -441,4 +472,3 @@ def main_check_clean():
 
 if __name__ == '__main__':
     sys.exit(main_check_clean())
-

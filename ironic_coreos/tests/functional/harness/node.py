@@ -295,10 +295,20 @@ class SimNode(object):
                 return
             resources.kill_process(self._agent.pid,
                                    self._agent_rec.get('start_time'),
-                                   grace=0 if kill else 5)
+                                   hard=kill)
             self._agent.poll()
             self.registry.forget(self._agent_rec)
             self._agent = None
+
+    def kill_agent(self):
+        """SIGKILL the agent and whatever of this run still runs in the
+        namespace (the installer it started), like a machine losing power.
+        """
+        self.stop_agent(kill=True)
+        out = resources.run(['ip', 'netns', 'pids', self.netns], check=False)
+        for pid in out.stdout.split():
+            if resources._env_has(int(pid), self.harness.marker):
+                resources.kill_process(int(pid), hard=True)
 
     # -- what happened ----------------------------------------------------
 

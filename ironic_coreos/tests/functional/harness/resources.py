@@ -79,7 +79,7 @@ def _proc_start_time(pid):
     return int(data.rsplit(')', 1)[1].split()[19])
 
 
-def kill_process(pid, start_time=None, grace=5.0):
+def kill_process(pid, start_time=None, grace=5.0, hard=False):
     """Terminate a recorded process and its process group.
 
     The process was started with ``start_new_session=True`` so its process
@@ -89,6 +89,7 @@ def kill_process(pid, start_time=None, grace=5.0):
     :param start_time: the recorded start time; when it no longer matches
         the pid was reused by someone else and nothing is killed.
     :param grace: seconds between SIGTERM and SIGKILL.
+    :param hard: SIGKILL at once (a machine losing power).
     """
     if not _pid_alive(pid):
         return
@@ -96,13 +97,21 @@ def kill_process(pid, start_time=None, grace=5.0):
         LOG.warning('Not killing pid %s: it is no longer the recorded '
                     'process', pid)
         return
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+    try:
+        leader = os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return
+    steps = [(signal.SIGKILL, 5.0)]
+    if not hard:
+        steps.insert(0, (signal.SIGTERM, grace))
+    for sig, wait in steps:
         try:
-            os.killpg(pid, sig)
+            if leader:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
         except ProcessLookupError:
             return
-        except PermissionError:
-            os.kill(pid, sig)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             try:

@@ -1,0 +1,413 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""End to end: the real Ironic and real agents deploy simulated nodes.
+
+One Ironic (API + conductor) per test class; per test, fresh simulated
+nodes (namespace, veth, loop-device disk, an agent started when the node
+waits for it). The stand-in coreos-installer writes the disk; the real
+Ignition binary applies the installed config.ign as a first boot would.
+Needs root; skipped otherwise.
+"""
+
+import base64
+import json
+import os
+import time
+
+import testtools
+
+from ironic_coreos.tests import firstboot
+from ironic_coreos.tests.functional.harness import core
+from ironic_coreos.tests.functional.harness import fixtures
+from ironic_coreos.tests.functional.standin import disk as standin_disk
+
+KEY = fixtures.ssh_key('user key', 'user@e2e')
+META_KEY = fixtures.ssh_key('meta_data key', 'meta@e2e')
+KARGS = ['console=ttyS0,115200n8', 'nosmt']
+KEYFILE_DIR = '/etc/NetworkManager/system-connections/'
+
+
+def user_config(marker='hello from e2e'):
+    """The user's Ignition config: a file, a directory and an SSH key."""
+    return {
+        'ignition': {'version': '3.3.0'},
+        'passwd': {'users': [{'name': 'core',
+                              'sshAuthorizedKeys': [KEY]}]},
+        'storage': {
+            'files': [{'path': '/etc/motd', 'mode': 420,
+                       'contents': {'source': 'data:,%s%%0A'
+                                    % marker.replace(' ', '%20')}}],
+            'directories': [{'path': '/var/lib/e2e', 'mode': 493}],
+        },
+    }
+
+
+def install_step(**args):
+    return [{'interface': 'deploy', 'step': 'install_coreos',
+             'priority': 80, 'args': args}]
+
+
+NETWORK_DATA = {
+    'links': [{'id': 'port0', 'type': 'phy',
+               'ethernet_mac_address': '52:54:00:12:34:56', 'mtu': 1500}],
+    'networks': [{'id': 'net0', 'type': 'ipv4', 'link': 'port0',
+                  'ip_address': '192.0.2.10', 'netmask': '255.255.255.0',
+                  'routes': [{'network': '0.0.0.0', 'netmask': '0.0.0.0',
+                              'gateway': '192.0.2.1'}]}],
+    'services': [{'type': 'dns', 'address': '192.0.2.53'}],
+}
+
+
+class E2ETestCase(testtools.TestCase):
+    """One harness (Ironic + bridge) per class, torn down at class end."""
+
+    harness_args = {}
+    harness = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if core.can_run() is None:
+            cls.harness = core.Harness(**cls.harness_args).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.harness is not None:
+            cls.harness.stop()
+            cls.harness = None
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        why = core.can_run()
+        if why:
+            self.skipTest(why)
+        self.h = self.harness
+
+    # -- helpers -----------------------------------------------------------
+
+    def node(self, deploy_interface='custom-agent', **kwargs):
+        if (deploy_interface == 'coreos'
+                and 'coreos' not in self.h.deploy_interfaces):
+            self.skipTest('the coreos deploy interface does not load')
+        node = self.h.add_node(deploy_interface=deploy_interface, **kwargs)
+        self.addCleanup(node.stop_agent)
+        return node
+
+    def deploy_and_wait(self, node, timeout=180, **kwargs):
+        self.h.deploy(node, **kwargs)
+        return self.h.wait(node, timeout=timeout)
+
+    def assertActive(self, data, node):
+        self.assertEqual('active', data['provision_state'],
+                         'last_error: %s; agent log tail: %s'
+                         % (data['last_error'], node.logs()[-3000:]))
+
+    def assertFailed(self, data, *words):
+        self.assertEqual('deploy failed', data['provision_state'])
+        for word in words:
+            self.assertIn(word, data['last_error'])
+
+    def installed(self, node):
+        info = standin_disk.inspect_disk(node.disk)
+        self.assertIsNotNone(info['ignition'], 'no config.ign installed')
+        self.assertEqual(0o600, info['ignition_mode'])
+        self.assertEqual(0o700, info['ignition_dir_mode'])
+        return info
+
+    def first_boot(self, config_bytes):
+        result = firstboot.apply(config_bytes, base_dir=self.h.state_dir)
+        self.addCleanup(result.cleanup)
+        return result
+
+
+class CustomAgentTest(E2ETestCase):
+    """Ironic's stock custom-agent interface with deploy-step JSON."""
+
+    def _check_deployed(self, node, config):
+        info = self.installed(node)
+        # The custom-agent path installs the user's config unchanged.
+        self.assertEqual(config, json.loads(info['ignition']))
+        for karg in KARGS:
+            self.assertIn(karg, info['kargs'])
+        self.assertNotIn('console=ttyS0', info['kargs'])
+        self.assertEqual(['install', '--offline'],
+                         node.installer_invocations()[-1]['argv'][:2])
+        argv = node.installer_invocations()[-1]['argv']
+        self.assertEqual(2, argv.count('--append-karg'))
+        result = self.first_boot(info['ignition'])
+        self.assertEqual(b'hello from e2e\n', result.read('/etc/motd'))
+        self.assertEqual(0o644, result.mode('/etc/motd'))
+        self.assertTrue(os.path.isdir(result.path('/var/lib/e2e')))
+        self.assertIn(KEY, result.authorized_keys('core'))
+
+    def test_json_config_drive(self):
+        node = self.node()
+        config = user_config()
+        data = self.deploy_and_wait(
+            node, config_drive={'user_data': json.dumps(config),
+                                'meta_data': {'hostname': 'node-a'}},
+            deploy_steps=install_step(append_kargs=KARGS))
+        self.assertActive(data, node)
+        self._check_deployed(node, config)
+        # The agent asked for nothing dangerous; the shims saw no power
+        # action because Ironic powered off out of band.
+        calls = [c['call'] for c in node.calls()]
+        self.assertNotIn('shutdown', calls)
+        self.assertNotIn('step_refused', calls)
+
+    def test_iso_config_drive(self):
+        node = self.node()
+        config = user_config()
+        drive = fixtures.iso_config_drive(
+            user_data=config, meta_data={'hostname': 'node-b',
+                                         'public_keys': {'k': META_KEY}})
+        data = self.deploy_and_wait(
+            node, config_drive=drive,
+            deploy_steps=install_step(append_kargs=KARGS))
+        self.assertActive(data, node)
+        self._check_deployed(node, config)
+
+
+class CoreOSInterfaceTest(E2ETestCase):
+    """The package's coreos interface: no deploy-step JSON needed."""
+
+    def test_network_data(self):
+        node = self.node('coreos')
+        config = user_config()
+        data = self.deploy_and_wait(
+            node, config_drive={'user_data': config,
+                                'meta_data': {'hostname': 'node-c',
+                                              'public_keys':
+                                                  {'k': META_KEY}},
+                                'network_data': NETWORK_DATA})
+        self.assertActive(data, node)
+        info = self.installed(node)
+        installed = json.loads(info['ignition'])
+        # The user's entries are all there, unchanged.
+        paths = [f['path'] for f in installed['storage']['files']]
+        self.assertIn('/etc/motd', paths)
+        self.assertIn(config['storage']['files'][0],
+                      installed['storage']['files'])
+        result = self.first_boot(info['ignition'])
+        self.assertEqual(b'hello from e2e\n', result.read('/etc/motd'))
+        self.assertEqual(b'node-c\n', result.read('/etc/hostname'))
+        keys = result.authorized_keys('core')
+        self.assertIn(KEY, keys)
+        self.assertIn(META_KEY, keys)
+        keyfiles = [p for p in paths if p.startswith(KEYFILE_DIR)]
+        self.assertEqual(1, len(keyfiles), paths)
+        self.assertEqual(0o600, result.mode(keyfiles[0]))
+        text = result.read(keyfiles[0]).decode()
+        self.assertIn('192.0.2.10/24', text)
+        self.assertIn('192.0.2.1', text)
+        self.assertIn('192.0.2.53', text)
+        self.assertIn('method=manual', text)
+
+
+class BadInputTest(E2ETestCase):
+    """Wrong input fails the deployment, names the problem, spares the disk,
+    and a corrected request deploys."""
+
+    BAD_CONFIG = {'ignition': {'version': '3.3.0'},
+                  'storage': {'filez': []}}
+
+    def _fix_and_redeploy(self, node, **kwargs):
+        data = self.deploy_and_wait(node, **kwargs)
+        self.assertActive(data, node)
+        self.assertIsNotNone(self.installed(node)['ignition'])
+
+    def _custom(self, node, bad_drive, bad_step, good_drive):
+        data = self.deploy_and_wait(node, config_drive=bad_drive,
+                                    deploy_steps=bad_step)
+        self.assertEqual('deploy failed', data['provision_state'])
+        self.assertTrue(node.disk_is_blank(), 'the disk was written')
+        self.assertEqual([], node.installer_invocations())
+        self._fix_and_redeploy(node, config_drive=good_drive,
+                               deploy_steps=install_step())
+        return data['last_error']
+
+    def test_custom_agent_invalid_ignition(self):
+        node = self.node()
+        error = self._custom(node, {'user_data': self.BAD_CONFIG},
+                             install_step(),
+                             {'user_data': user_config()})
+        self.assertIn('filez', error)
+        self.assertIn('$.storage', error)
+
+    def test_custom_agent_bad_step_argument(self):
+        node = self.node()
+        error = self._custom(node, {'user_data': user_config()},
+                             install_step(fetch_retries='sometimes'),
+                             {'user_data': user_config()})
+        self.assertIn('fetch_retries', error)
+        self.assertIn('sometimes', error)
+
+    def test_custom_agent_garbage_config_drive(self):
+        node = self.node()
+        garbage = base64.b64encode(b'this is not an ISO image' * 20).decode()
+        error = self._custom(node, garbage, install_step(),
+                             {'user_data': user_config()})
+        self.assertIn('onfig drive', error)
+
+    def _coreos(self, node, **bad):
+        started = time.monotonic()
+        data = self.deploy_and_wait(node, **bad)
+        elapsed = time.monotonic() - started
+        self.assertEqual('deploy failed', data['provision_state'])
+        # Refused on the conductor: no agent, nothing written.
+        self.assertEqual(0, node.agent_starts)
+        self.assertTrue(node.disk_is_blank())
+        self.assertLess(elapsed, 30)
+        self._fix_and_redeploy(node, config_drive={
+            'user_data': user_config()})
+        return data['last_error']
+
+    def test_coreos_invalid_ignition(self):
+        node = self.node('coreos')
+        error = self._coreos(node, config_drive={
+            'user_data': self.BAD_CONFIG})
+        self.assertIn('filez', error)
+        self.assertIn('$.storage', error)
+
+    def test_coreos_bad_step_argument(self):
+        node = self.node('coreos')
+        error = self._coreos(
+            node, config_drive={'user_data': user_config()},
+            deploy_steps=install_step(append_kargs='nosmt'))
+        self.assertIn('append_kargs', error)
+
+    def test_coreos_garbage_config_drive(self):
+        node = self.node('coreos')
+        garbage = base64.b64encode(b'this is not an ISO image' * 20).decode()
+        error = self._coreos(node, config_drive=garbage)
+        self.assertIn('onfig drive', error)
+
+    def test_coreos_cloud_config(self):
+        node = self.node('coreos')
+        error = self._coreos(node, config_drive={
+            'user_data': '#cloud-config\nusers: [core]\n'})
+        self.assertIn('cloud-config', error)
+
+
+class FaultTest(E2ETestCase):
+    """Installer failures, a dying agent and a restarting Ironic."""
+
+    harness_args = {'callback_timeout': 45}
+
+    def test_transient_failure_is_retried(self):
+        node = self.node()
+        node.set_faults({'transient': 1})
+        data = self.deploy_and_wait(node, config_drive={
+            'user_data': user_config()}, deploy_steps=install_step())
+        self.assertActive(data, node)
+        self.assertEqual(2, len(node.installer_invocations()))
+        self.assertIsNotNone(self.installed(node)['ignition'])
+
+    def test_permanent_failure_then_redeploy(self):
+        node = self.node()
+        node.set_faults({'permanent': 'writing to disk: Input/output error'})
+        data = self.deploy_and_wait(node, config_drive={
+            'user_data': user_config()}, deploy_steps=install_step())
+        self.assertFailed(data, 'writing to disk: Input/output error')
+        self.assertEqual(1, len(node.installer_invocations()))
+        node.set_faults(None)
+        data = self.deploy_and_wait(node, config_drive={
+            'user_data': user_config()}, deploy_steps=install_step())
+        self.assertActive(data, node)
+
+    def _wait_for_install(self, node, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if node.installer_invocations():
+                return
+            time.sleep(0.2)
+        self.fail('the installer never ran: %s' % node.logs()[-2000:])
+
+    def test_agent_dies_mid_install(self):
+        node = self.node()
+        node.set_faults({'hang': 600})
+        self.h.deploy(node, config_drive={'user_data': user_config()},
+                      deploy_steps=install_step())
+        self._wait_for_install(node)
+        node.auto_agent = False
+        node.kill_agent()
+        started = time.monotonic()
+        data = self.h.wait(node, timeout=self.h.callback_timeout + 60)
+        self.assertFailed(data, 'Timeout reached while waiting for callback')
+        self.assertGreater(time.monotonic() - started, 10)
+        node.set_faults(None)
+        node.auto_agent = True
+        data = self.deploy_and_wait(node, config_drive={
+            'user_data': user_config()}, deploy_steps=install_step())
+        self.assertActive(data, node)
+        self.assertIsNotNone(self.installed(node)['ignition'])
+
+    def test_ironic_restart_while_waiting(self):
+        iface = ('coreos' if 'coreos' in self.h.deploy_interfaces
+                 else 'custom-agent')
+        node = self.node(iface, auto_agent=False)
+        steps = install_step() if iface == 'custom-agent' else None
+        self.h.deploy(node, config_drive={'user_data': user_config()},
+                      deploy_steps=steps)
+        self.h.wait(node, ('wait call-back',), timeout=60)
+        starts = self.h.ironic.starts
+        self.h.ironic.restart()
+        self.assertEqual(starts + 1, self.h.ironic.starts)
+        node.auto_agent = True
+        data = self.h.wait(node, timeout=180)
+        self.assertActive(data, node)
+        self.assertIsNotNone(self.installed(node)['ignition'])
+
+
+class SecretTest(E2ETestCase):
+    """Ignition contents and pull secrets never reach a log."""
+
+    MARKER = 'E2E-SECRET-IGNITION-4f1d2c'
+    PULL = 'E2E-SECRET-PULL-9a7b3e'
+
+    def _assert_absent(self, secret):
+        forms = {secret, base64.b64encode(secret.encode()).decode().rstrip(
+            '='), secret.replace('-', '%2D')}
+        for name, text in self.h.all_logs().items():
+            for form in forms:
+                self.assertNotIn(form, text, 'secret in %s' % name)
+
+    def test_no_secret_in_logs(self):
+        node = self.node('coreos')
+        image_dir = os.path.join(self.h.state_dir, 'images-secret')
+        os.makedirs(image_dir)
+        image = standin_disk.make_image(os.path.join(image_dir, 'fcos.raw'))
+        standin_disk.make_signature(os.path.join(image_dir, 'fcos.raw'))
+        del image
+        server = self.h.serve(image_dir)
+        config = user_config(marker=self.MARKER)
+        data = self.deploy_and_wait(
+            node, config_drive={'user_data': config},
+            instance_info={'image_source': server.url_of('fcos.raw'),
+                           'image_pull_secret': self.PULL})
+        self.assertActive(data, node)
+        info = self.installed(node)
+        self.assertIn(self.MARKER.encode(), info['ignition'])
+        # The pull secret was really used, towards the image server only.
+        self.assertIn('Bearer %s' % self.PULL,
+                      [r['authorization'] for r in server.requests])
+        self._assert_absent(self.MARKER)
+        self._assert_absent(self.PULL)
+        # And in custom-agent mode, where the agent logs the step itself.
+        node2 = self.node()
+        data = self.deploy_and_wait(
+            node2, config_drive={'user_data': config},
+            deploy_steps=install_step())
+        self.assertActive(data, node2)
+        self._assert_absent(self.MARKER)
