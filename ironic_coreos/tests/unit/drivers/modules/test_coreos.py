@@ -399,6 +399,9 @@ class InstallCoreOSTestCase(CoreOSTestBase):
         # NOTE: unmasked in the step args, and only there.
         self.assertEqual(SECRET, args['image_pull_secret'])
         self.assertNoSecrets()
+        self.node.refresh()
+        self.assertNotIn(SECRET, json.dumps(self.node.driver_internal_info))
+        self.assertNotIn(SECRET, json.dumps(self.node.deploy_step))
         self.assertIn('with a pull secret', self.logger.output)
 
     def test_glance_image_installs_live_image(self, mock_execute,
