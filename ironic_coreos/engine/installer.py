@@ -163,6 +163,8 @@ class InstallArgs:
             value = getattr(self, field.name)
             if field.name in _SECRET_ARGUMENTS and value is not None:
                 value = '<hidden>'
+            elif field.name == 'image_url' and value:
+                value = _loggable_url(value)
             shown.append('%s=%r' % (field.name, value))
         return 'InstallArgs(%s)' % ', '.join(shown)
 
@@ -202,6 +204,16 @@ class InstallArgs:
         if self.fetch_retries is not None:
             result['fetch_retries'] = self.fetch_retries
         return result
+
+
+def _loggable_url(url):
+    # NOTE: credentials may hide in the user info or the query (signed
+    # URLs); neither is needed to recognise the image in a log.
+    parsed = urllib.parse.urlsplit(url)
+    netloc = parsed.netloc.rpartition('@')[2]
+    query = '...' if parsed.query else ''
+    return urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path,
+                                    query, ''))
 
 
 def _bool(name, value):

@@ -315,6 +315,14 @@ class TestInstallArgs(testtools.TestCase):
         self.assertIn('<hidden>', repr(args))
         self.assertIn(URL, repr(args))
 
+    def test_repr_hides_url_credentials(self):
+        args = installer.parse_args({
+            'image_url': 'https://u:%s@h.example.com/i.raw.xz?sig=%s'
+                         % (SECRET, SECRET)})
+        self.assertNotIn(SECRET, repr(args))
+        self.assertIn("'https://h.example.com/i.raw.xz?...'", repr(args))
+        self.assertIn(SECRET, args.image_url)
+
     def test_as_step_args_round_trip(self):
         given = {'ignition': IGNITION, 'image_url': URL,
                  'image_checksum': 'sha256:' + SHA256,
