@@ -297,6 +297,15 @@ class TestInstall(Base):
         self.assertEqual(_ignition(), self.seen[0]['content'])
         self.assertNotIn(MARKER, self.log.output)
 
+    def test_configdrive_plain_base64_iso(self, mock_run, mock_dispatch,
+                                          mock_sleep, mock_release,
+                                          mock_uefi):
+        mock_run.side_effect = self._fake_run([(0, [])])
+        drive = _iso_configdrive(json.dumps(_ignition()).encode())
+        plain = base64.b64encode(gzip.decompress(base64.b64decode(drive)))
+        self.hwm.install_coreos(_node(configdrive=plain.decode()), [])
+        self.assertEqual(_ignition(), self.seen[0]['content'])
+
     def test_configdrive_url(self, mock_run, mock_dispatch, mock_sleep,
                              mock_release, mock_uefi):
         mock_run.side_effect = self._fake_run([(0, [])])
