@@ -1174,7 +1174,19 @@ class _Validator:
             label = _get(fs, 'label', str)
             if fs.get('wipeFilesystem') is True and device:
                 target = self._protected(device, label)
-                if target:
+                if target and label == 'root':
+                    # NOTE: re-creating the filesystem labelled root is how
+                    # CoreOS reconfigures its root filesystem (e.g. on LUKS
+                    # or RAID): the initramfs saves the OS and restores it
+                    # onto the new filesystem. Only other data is lost.
+                    self.warn(_child(path, 'wipeFilesystem'),
+                              'wipeFilesystem re-creates the root '
+                              'filesystem at first boot; CoreOS restores '
+                              'the operating system onto it, anything '
+                              'else on it is lost',
+                              'remove "wipeFilesystem" unless the root '
+                              'filesystem is meant to be reconfigured')
+                elif target:
                     self.error(_child(path, 'wipeFilesystem'),
                                'wipeFilesystem would erase %s at first boot'
                                % target, 'remove "wipeFilesystem" or target '
