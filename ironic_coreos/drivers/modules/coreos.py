@@ -374,8 +374,10 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         network_data, field = self._network_data(task, drive,
                                                  generate_network)
         if network_data is not None:
+            moved = []
             try:
-                keyfiles = network.keyfiles_from_network_data(network_data)
+                keyfiles = network.keyfiles_from_network_data(
+                    network_data, warnings=moved)
             except engine_exc.NetworkDataError as e:
                 raise _Failure(
                     field,
@@ -383,6 +385,9 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
                       '%(err)s. Fix the network data, or set '
                       '[coreos]convert_network_data to false and configure '
                       'the network in the Ignition config') % {'err': e})
+            for message in moved:
+                LOG.warning('Node %(node)s: %(msg)s',
+                            {'node': task.node.uuid, 'msg': message})
             files = [merge.File(path=k.path,
                                 contents=k.contents.encode('utf-8'),
                                 mode=k.mode)

@@ -267,6 +267,29 @@ class InstallCoreOSTestCase(CoreOSTestBase):
         self.assertMerged(config)
         self.assertNoSecrets()
 
+    def test_network_on_bond_member_is_moved_and_logged(self, mock_execute,
+                                                        mock_client):
+        network_data = {
+            'links': [
+                {'id': 'eth0', 'type': 'phy',
+                 'ethernet_mac_address': '52:54:00:12:34:56'},
+                {'id': 'eth1', 'type': 'phy',
+                 'ethernet_mac_address': '52:54:00:12:34:57'},
+                {'id': 'bond0', 'type': 'bond', 'bond_mode': '802.3ad',
+                 'bond_links': ['eth0', 'eth1']}],
+            'networks': [{'id': 'network0', 'type': 'ipv4', 'link': 'eth0',
+                          'ip_address': '192.0.2.10',
+                          'netmask': '255.255.255.0'}],
+        }
+        self.set_instance_info(
+            configdrive=json_configdrive(network_data=network_data))
+        config = self.run_step(mock_execute)['ignition']
+        data, mode = decode_file(config, KEYFILE_DIR + 'bond0.nmconnection')
+        self.assertIn(b'address1=192.0.2.10/24', data)
+        self.assertEqual(0o600, mode)
+        self.assertIn('"eth0" is a member of bond "bond0"',
+                      self.logger.output)
+
     def test_json_configdrive_user_data_string(self, mock_execute,
                                                mock_client):
         self.set_instance_info(configdrive=json_configdrive(
