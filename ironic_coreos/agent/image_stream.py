@@ -121,15 +121,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             if not with_body:
                 return
-            if verify:
-                self._forward_verified(stream, response, chunked)
-            else:
-                for chunk in response.iter_content(CHUNK_SIZE):
-                    self._write(chunk, chunked)
-                self._finish(chunked)
+            self._forward(stream, response, chunked, verify)
 
-    def _forward_verified(self, stream, response, chunked):
-        digest = hashlib.new(stream.algorithm) if stream.algorithm else None
+    def _forward(self, stream, response, chunked, verify):
+        digest = (hashlib.new(stream.algorithm)
+                  if verify and stream.algorithm else None)
         held = None
         try:
             for chunk in response.iter_content(CHUNK_SIZE):
@@ -140,9 +136,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if held is not None:
                     self._write(held, chunked)
                 held = chunk
-        except requests.RequestException as exc:
-            LOG.warning('Image stream: reading %(url)s failed: %(err)s',
-                        {'url': safe_url(stream.url),
+        except (requests.RequestException, OSError) as exc:
+            LOG.warning('Image stream: forwarding %(url)s failed: %(err)s',
+                        {'url': safe_url(response.url or stream.url),
                          'err': type(exc).__name__})
             self._abort()
             return
@@ -150,9 +146,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             stream.record_mismatch(digest.hexdigest())
             self._abort()
             return
-        # NOTE: recorded before the end is sent: the installer may finish
-        # as soon as it has the last bytes.
-        stream.record_success()
+        if verify:
+            # NOTE: recorded before the end is sent: the installer may
+            # finish as soon as it has the last bytes.
+            stream.record_success()
         if held is not None:
             self._write(held, chunked)
         self._finish(chunked)
