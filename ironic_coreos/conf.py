@@ -36,6 +36,10 @@ common_opts = [
                 help='Treat Ignition validation warnings (for example a '
                      'mode that looks like a decimal spelling of an octal '
                      'mode) as errors.'),
+    cfg.IntOpt('configdrive_fetch_timeout',
+               default=60, min=1,
+               help='Timeout in seconds when the config drive is given as '
+                    'a URL.'),
 ]
 
 agent_opts = [
@@ -74,10 +78,6 @@ agent_opts = [
                help='How many times setting the UEFI boot entry of the '
                     'installed system is attempted (some firmware fails '
                     'the first write to its NVRAM).'),
-    cfg.IntOpt('configdrive_fetch_timeout',
-               default=60, min=1,
-               help='Timeout in seconds when the config drive is given as '
-                    'a URL.'),
 ]
 
 conductor_opts = [
