@@ -23,7 +23,6 @@ import copy
 import hashlib
 import io
 import json
-import logging
 import os
 import re
 import subprocess
@@ -46,6 +45,7 @@ from ironic_coreos.engine import configdrive
 from ironic_coreos.engine import exception
 from ironic_coreos.engine import ignition
 from ironic_coreos.engine import installer
+from ironic_coreos.engine import redact
 
 LOG = log.getLogger(__name__)
 CONF = cfg.CONF
@@ -59,9 +59,6 @@ _OUTPUT_LINES_KEPT = 2000
 _LINE_SPLIT = re.compile(rb'[\r\n]')
 
 
-# Keys whose values are secrets wherever they appear in what the agent logs.
-_SECRET_KEYS = frozenset(['ignition', 'image_pull_secret', 'configdrive',
-                          'user_data'])
 # ironic-python-agent modules that log whole nodes or steps with their
 # arguments (the Ignition config, the config drive).
 _AGENT_LOGGERS = ('ironic_python_agent.extensions.base',
@@ -69,48 +66,6 @@ _AGENT_LOGGERS = ('ironic_python_agent.extensions.base',
                   'ironic_python_agent.extensions.deploy',
                   'ironic_python_agent.extensions.poll',
                   'ironic_python_agent.extensions.service')
-
-
-def _redact(value, depth=0):
-    """Copy ``value`` with the values of secret keys hidden."""
-    if depth > 20:
-        return value
-    if isinstance(value, dict):
-        return {k: ('<hidden>' if k in _SECRET_KEYS and v is not None
-                    else _redact(v, depth + 1))
-                for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_redact(v, depth + 1) for v in value)
-    return value
-
-
-class SecretFilter(logging.Filter):
-    """Hide Ignition configs, config drives and pull secrets.
-
-    ironic-python-agent logs deploy steps with their arguments and the
-    node with its instance_info; this filter replaces the values of
-    ``ignition``, ``image_pull_secret``, ``configdrive`` and ``user_data``
-    in such records by ``<hidden>``.
-    """
-
-    def filter(self, record):
-        if record.args:
-            if isinstance(record.args, dict):
-                record.args = _redact(record.args)
-            else:
-                record.args = tuple(_redact(a) for a in record.args)
-        return True
-
-
-_SECRET_FILTER = SecretFilter()
-
-
-def install_secret_filter():
-    """Attach :class:`SecretFilter` to the agent's step loggers."""
-    for name in _AGENT_LOGGERS:
-        logger = logging.getLogger(name)
-        if _SECRET_FILTER not in logger.filters:
-            logger.addFilter(_SECRET_FILTER)
 
 
 def _is_uefi():
@@ -206,7 +161,7 @@ class CoreOSHardwareManager(hardware.HardwareManager):
     def __init__(self):
         super().__init__()
         self._installer_output = collections.deque(maxlen=_OUTPUT_LINES_KEPT)
-        install_secret_filter()
+        redact.install(_AGENT_LOGGERS)
 
     def evaluate_hardware_support(self):
         """Offer the step only where the installer exists.
@@ -352,7 +307,7 @@ class CoreOSHardwareManager(hardware.HardwareManager):
             argv = (['chroot', host_root, CONF.coreos.installer]
                     + installer.build_argv(args, device, ignition_file,
                                            image_url=local_url))
-            shown = [image_stream.safe_url(a) if a == args.image_url else a
+            shown = [redact.url(a) if a == args.image_url else a
                      for a in argv]
             LOG.info('Running %(argv)s (attempt %(n)d of %(total)d)',
                      {'argv': ' '.join(shown), 'n': attempt,

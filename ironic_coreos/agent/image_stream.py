@@ -34,26 +34,14 @@ import urllib.parse
 from oslo_log import log
 import requests
 
+from ironic_coreos.engine import redact
+
 LOG = log.getLogger(__name__)
 
 CHUNK_SIZE = 1024 * 1024
 
 # Upstream answers passed on to the installer as they are.
 _HOP_HEADERS = ('Content-Length', 'Content-Type', 'Last-Modified', 'ETag')
-
-
-def safe_url(url):
-    """Return ``url`` without credentials, query or fragment, for logs.
-
-    :param url: a URL.
-    :returns: the URL reduced to scheme, host, port and path.
-    """
-    parsed = urllib.parse.urlsplit(url)
-    netloc = parsed.hostname or ''
-    if parsed.port:
-        netloc = '%s:%d' % (netloc, parsed.port)
-    return urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path,
-                                    '', ''))
 
 
 class ChecksumMismatch(Exception):
@@ -97,14 +85,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             response = stream.open_upstream(upstream, with_body)
         except requests.RequestException as exc:
             LOG.warning('Image stream: cannot fetch %(url)s: %(err)s',
-                        {'url': safe_url(upstream),
+                        {'url': redact.url(upstream),
                          'err': type(exc).__name__})
             self._reply_status(502)
             return
         with response:
             if response.status_code != 200:
                 LOG.warning('Image stream: %(url)s answered HTTP %(code)s',
-                            {'url': safe_url(upstream),
+                            {'url': redact.url(upstream),
                              'code': response.status_code})
                 self._reply_status(response.status_code)
                 return
@@ -138,7 +126,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 held = chunk
         except (requests.RequestException, OSError) as exc:
             LOG.warning('Image stream: forwarding %(url)s failed: %(err)s',
-                        {'url': safe_url(response.url or stream.url),
+                        {'url': redact.url(response.url or stream.url),
                          'err': type(exc).__name__})
             self._abort()
             return
@@ -220,7 +208,7 @@ class ImageStream:
         self._thread = None
 
     def __repr__(self):
-        return 'ImageStream(%s)' % safe_url(self.url)
+        return 'ImageStream(%s)' % redact.url(self.url)
 
     @property
     def local_url(self):
@@ -241,7 +229,7 @@ class ImageStream:
         self._thread.start()
         LOG.info('Serving %(url)s to the installer at %(local)s '
                  '(checksum: %(algo)s, credential: %(cred)s)',
-                 {'url': safe_url(self.url), 'local': self.local_url,
+                 {'url': redact.url(self.url), 'local': self.local_url,
                   'algo': self.algorithm or 'none',
                   'cred': 'yes' if self._pull_secret else 'no'})
         return self.local_url
@@ -286,7 +274,7 @@ class ImageStream:
                 'checksum: expected %(expected)s, got %(actual)s. The '
                 'stream was cut before its end, so the disk is not '
                 'bootable. Check image_checksum or the image server.'
-                % {'url': safe_url(self.url), 'algo': self.algorithm,
+                % {'url': redact.url(self.url), 'algo': self.algorithm,
                    'expected': self.expected, 'actual': actual})
         LOG.error('%s', self.mismatch)
 
@@ -296,4 +284,4 @@ class ImageStream:
             self.verified = True
         if self.algorithm:
             LOG.info('Image %(url)s streamed and verified (%(algo)s)',
-                     {'url': safe_url(self.url), 'algo': self.algorithm})
+                     {'url': redact.url(self.url), 'algo': self.algorithm})

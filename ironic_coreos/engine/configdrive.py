@@ -44,6 +44,7 @@ from pycdlib import pycdlibexception
 import requests
 
 from ironic_coreos.engine import exception
+from ironic_coreos.engine import redact
 
 LOG = log.getLogger(__name__)
 
@@ -377,17 +378,8 @@ def _version_dir(files, form):
         'network_data.json); is it a config drive?' % form)
 
 
-def _safe_url(url):
-    """The URL without credentials, query or fragment (for messages)."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ''
-    if parts.port:
-        host = '%s:%d' % (host, parts.port)
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, '', ''))
-
-
 def _from_url(url, timeout):
-    shown = _safe_url(url)
+    shown = redact.url(url)
     try:
         with requests.get(url, timeout=timeout, stream=True) as resp:
             if resp.status_code != 200:

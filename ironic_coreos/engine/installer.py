@@ -29,6 +29,7 @@ import re
 import urllib.parse
 
 from ironic_coreos.engine import exception
+from ironic_coreos.engine import redact
 
 DEFAULT_PLATFORM = 'metal'
 
@@ -164,7 +165,7 @@ class InstallArgs:
             if field.name in _SECRET_ARGUMENTS and value is not None:
                 value = '<hidden>'
             elif field.name == 'image_url' and value:
-                value = _loggable_url(value)
+                value = redact.url(value)
             shown.append('%s=%r' % (field.name, value))
         return 'InstallArgs(%s)' % ', '.join(shown)
 
@@ -206,16 +207,6 @@ class InstallArgs:
         return result
 
 
-def _loggable_url(url):
-    # NOTE: credentials may hide in the user info or the query (signed
-    # URLs); neither is needed to recognise the image in a log.
-    parsed = urllib.parse.urlsplit(url)
-    netloc = parsed.netloc.rpartition('@')[2]
-    query = '...' if parsed.query else ''
-    return urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path,
-                                    query, ''))
-
-
 def _bool(name, value):
     if isinstance(value, bool):
         return value
@@ -255,7 +246,8 @@ def _http_url(name, value):
     return value
 
 
-def _is_http_url(value):
+def is_http_url(value):
+    """Whether ``value`` is an http(s) URL."""
     return (isinstance(value, str)
             and urllib.parse.urlsplit(value).scheme in ('http', 'https'))
 
@@ -373,7 +365,7 @@ def parse_args(args, node=None):
     if 'image_url' in args:
         values['image_url'] = _http_url('image_url', args['image_url'])
         from_instance_info = args['image_url'] == image_source
-    elif _is_http_url(image_source):
+    elif is_http_url(image_source):
         values['image_url'] = _http_url('instance_info/image_source',
                                         image_source)
         from_instance_info = True

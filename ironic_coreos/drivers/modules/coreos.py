@@ -38,7 +38,6 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import logging
 from urllib import parse as urlparse
 
 from ironic.common import exception
@@ -63,6 +62,7 @@ from ironic_coreos.engine import ignition
 from ironic_coreos.engine import installer
 from ironic_coreos.engine import merge
 from ironic_coreos.engine import network
+from ironic_coreos.engine import redact
 
 LOG = log.getLogger(__name__)
 
@@ -110,20 +110,6 @@ def _json_bytes(config):
                       separators=(',', ':')).encode('utf-8')
 
 
-def _redacted_url(url):
-    """The URL without user info, query and fragment (they may be secret)."""
-    parsed = urlparse.urlsplit(url)
-    host = parsed.hostname or ''
-    if parsed.port:
-        host = '%s:%s' % (host, parsed.port)
-    return urlparse.urlunsplit((parsed.scheme, host, parsed.path, '', ''))
-
-
-def _is_http_url(value):
-    return (isinstance(value, str)
-            and urlparse.urlsplit(value).scheme in ('http', 'https'))
-
-
 def _has_network(network_data):
     """Whether network_data describes at least one link or network."""
     return (isinstance(network_data, dict)
@@ -146,109 +132,10 @@ def _problems_text(exc):
     return '; '.join(lines)
 
 
-_SECRET_KEYS = ('ignition', 'image_pull_secret')
-
 # Ironic modules that log what the agent reports about a deploy step,
 # including the step's arguments (the Ignition config).
 _IRONIC_AGENT_LOGGERS = ('ironic.drivers.modules.agent_base',
                          'ironic.drivers.modules.agent_client')
-
-_HIDDEN = '<hidden>'
-
-
-def _end_of_value(text, start):
-    """Index just after the Python/JSON literal starting at ``start``."""
-    opening = text[start] if start < len(text) else ''
-    if opening in '\'"':
-        index = start + 1
-        while index < len(text):
-            if text[index] == '\\':
-                index += 2
-                continue
-            if text[index] == opening:
-                return index + 1
-            index += 1
-        return len(text)
-    if opening in '{[':
-        depth = 0
-        index = start
-        while index < len(text):
-            char = text[index]
-            if char in '\'"':
-                index = _end_of_value(text, index)
-                continue
-            if char in '{[':
-                depth += 1
-            elif char in '}]':
-                depth -= 1
-                if depth == 0:
-                    return index + 1
-            index += 1
-        return len(text)
-    index = start
-    while index < len(text) and text[index] not in ',}]':
-        index += 1
-    return index
-
-
-def redact_text(text):
-    """Hide the values of secret keys in a repr() or JSON text.
-
-    :param text: a string that may contain ``'ignition': {...}``.
-    :returns: the string with such values replaced by ``<hidden>``.
-    """
-    for key in _SECRET_KEYS:
-        for quote in ('\'', '"'):
-            needle = '%s%s%s: ' % (quote, key, quote)
-            position = text.find(needle)
-            while position != -1:
-                start = position + len(needle)
-                end = _end_of_value(text, start)
-                text = "%s'%s'%s" % (text[:start], _HIDDEN, text[end:])
-                position = text.find(needle, start)
-    return text
-
-
-def _redact(value, depth=0):
-    if depth > 30:
-        return value
-    if isinstance(value, dict):
-        return {k: (_HIDDEN if k in _SECRET_KEYS and v is not None
-                    else _redact(v, depth + 1))
-                for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_redact(v, depth + 1) for v in value)
-    if isinstance(value, str):
-        return redact_text(value)
-    return value
-
-
-class SecretLogFilter(logging.Filter):
-    """Hide Ignition configs and pull secrets in Ironic's agent logs.
-
-    Ironic logs (at debug level) the agent's command results, which repeat
-    the deploy step with its arguments; this filter replaces the values of
-    ``ignition`` and ``image_pull_secret`` in such records.
-    """
-
-    def filter(self, record):
-        if record.args:
-            if isinstance(record.args, dict):
-                record.args = _redact(record.args)
-            else:
-                record.args = tuple(_redact(a) for a in record.args)
-        return True
-
-
-_SECRET_LOG_FILTER = SecretLogFilter()
-
-
-def install_secret_log_filter():
-    """Attach :class:`SecretLogFilter` to Ironic's agent loggers."""
-    for name in _IRONIC_AGENT_LOGGERS:
-        logger = logging.getLogger(name)
-        if _SECRET_LOG_FILTER not in logger.filters:
-            logger.addFilter(_SECRET_LOG_FILTER)
 
 
 def effective_automated_clean(node):
@@ -274,7 +161,7 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
 
     def __init__(self):
         super().__init__()
-        install_secret_log_filter()
+        redact.install(_IRONIC_AGENT_LOGGERS)
 
     # ------------------------------------------------------------------
     # Assembling the arguments
@@ -419,7 +306,7 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         # (Nova always sets one) is not fetched: the live system's own
         # image is installed (install_coreos logs it).
         image_source = info.get('image_source')
-        if (image_source and not _is_http_url(image_source)
+        if (image_source and not installer.is_http_url(image_source)
                 and not glance_utils.is_glance_image(image_source)):
             raise _Failure(
                 'instance_info/image_source',
@@ -631,7 +518,7 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         if any(key.startswith(INSTANCE_INFO_PREFIX) for key in info):
             return True
         image_source = info.get('image_source')
-        if _is_http_url(image_source):
+        if installer.is_http_url(image_source):
             name = urlparse.urlsplit(image_source).path.rsplit('/', 1)[-1]
             if 'coreos' in name.lower() and name.endswith('.raw.xz'):
                 return True
@@ -719,7 +606,7 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
                                         'summary': report.summary()})
         image_source = node.instance_info.get('image_source')
         if (not args.get('image_url') and image_source
-                and not _is_http_url(image_source)):
+                and not installer.is_http_url(image_source)):
             LOG.info('Node %(node)s: image_source %(src)s is a Glance image, '
                      'which coreos-installer cannot fetch; installing the '
                      'image of the live system instead (give image_url to '
@@ -732,7 +619,7 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
                  'append',
                  {'node': node.uuid, 'step': STEP_NAME,
                   'size': len(config_bytes), 'sha': _sha256(config_bytes),
-                  'image': (_redacted_url(args['image_url'])
+                  'image': (redact.url(args['image_url'])
                             if args.get('image_url')
                             else 'of the live system'),
                   'checksum': (' with checksum'

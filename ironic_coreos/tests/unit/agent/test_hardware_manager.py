@@ -16,6 +16,7 @@ import hashlib
 import http.server
 import io
 import json
+import logging
 import os
 import stat
 import sys
@@ -35,6 +36,7 @@ from ironic_coreos.agent import disk
 from ironic_coreos.agent import hardware_manager
 from ironic_coreos.engine import ignition
 from ironic_coreos.engine import installer
+from ironic_coreos.engine import redact
 
 MARKER = 'SECRET-MARKER-5e3b9c'
 PULL_SECRET = 'PULL-' + MARKER
@@ -831,10 +833,10 @@ class TestSecretFilter(Base):
                 'args': {'ignition': _ignition(), 'append_kargs': ['x'],
                          'image_pull_secret': PULL_SECRET}}
         node = {'instance_info': {'configdrive': {'user_data': MARKER}}}
-        record = hardware_manager.logging.LogRecord(
+        record = logging.LogRecord(
             'ironic_python_agent.extensions.deploy', 20, __file__, 1,
             'step %s node %s', (step, [node]), None)
-        self.assertTrue(hardware_manager.SecretFilter().filter(record))
+        self.assertTrue(redact.SecretFilter().filter(record))
         text = record.getMessage()
         self.assertNotIn(MARKER, text)
         self.assertIn("'append_kargs': ['x']", text)
@@ -844,16 +846,16 @@ class TestSecretFilter(Base):
         self.assertEqual(PULL_SECRET, step['args']['image_pull_secret'])
 
     def test_dict_args(self):
-        record = hardware_manager.logging.LogRecord(
+        record = logging.LogRecord(
             'x', 20, __file__, 1, '%(step)s',
             ({'step': {'args': {'ignition': MARKER}}},), None)
-        hardware_manager.SecretFilter().filter(record)
+        redact.SecretFilter().filter(record)
         self.assertNotIn(MARKER, record.getMessage())
 
     def test_installed_on_agent_loggers(self):
-        logger = hardware_manager.logging.getLogger(
+        logger = logging.getLogger(
             'ironic_python_agent.extensions.deploy')
-        self.assertIn(hardware_manager._SECRET_FILTER, logger.filters)
-        hardware_manager.install_secret_filter()
+        self.assertIn(redact.FILTER, logger.filters)
+        redact.install(hardware_manager._AGENT_LOGGERS)
         self.assertEqual(1, logger.filters.count(
-            hardware_manager._SECRET_FILTER))
+            redact.FILTER))

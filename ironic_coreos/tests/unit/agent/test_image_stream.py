@@ -187,12 +187,3 @@ class TestImageStream(base.IronicAgentTest):
         stream.stop()
         status, body, error = _fetch(url)
         self.assertIsNotNone(error)
-
-
-class TestSafeUrl(base.IronicAgentTest):
-
-    def test_strips_credentials_and_query(self):
-        self.assertEqual(
-            'https://host:8443/a/b.raw.xz',
-            image_stream.safe_url('https://user:%s@host:8443/a/b.raw.xz'
-                                  '?token=%s#frag' % (SECRET, SECRET)))

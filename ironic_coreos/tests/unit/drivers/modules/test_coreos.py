@@ -43,6 +43,7 @@ import requests
 from ironic_coreos.drivers.modules import coreos
 from ironic_coreos.engine import configdrive
 from ironic_coreos.engine import installer
+from ironic_coreos.engine import redact
 
 SECRET = 'S3CRET-PULL-TOKEN-4242'
 MARKER = 'IGNITION-SECRET-MARKER-7a7a'
@@ -958,7 +959,7 @@ class SecretLogFilterTestCase(CoreOSTestBase):
                               'console': ['ttyS0']}})
         self.assertEqual(
             "{'args': {'ignition': '<hidden>', 'console': ['ttyS0']}}",
-            coreos.redact_text(text))
+            redact.redact_text(text))
         self.assertEqual('{"ignition": \'<hidden>\', "k": 1}',
-                         coreos.redact_text(json.dumps(
+                         redact.redact_text(json.dumps(
                              {'ignition': {'x': MARKER}, 'k': 1})))
