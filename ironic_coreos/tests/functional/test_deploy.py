@@ -216,8 +216,10 @@ class CoreOSInterfaceTest(E2ETestCase):
 
 
 class BadInputTest(E2ETestCase):
-    """Wrong input fails the deployment, names the problem, spares the disk,
-    and a corrected request deploys."""
+    """Wrong input: deploy failed naming the problem, the disk untouched.
+
+    A corrected request then deploys the same node.
+    """
 
     BAD_CONFIG = {'ignition': {'version': '3.3.0'},
                   'storage': {'filez': []}}

@@ -47,6 +47,15 @@ SIMHW_ENTRY_POINT = ('simulated = ironic_coreos.tests.functional.simhw.'
                      'manager:SimulatedHardwareManager')
 
 
+def settled(state, target):
+    """Whether a node rests in ``state``.
+
+    Failure states keep the target of the failed action (``deploy failed``
+    keeps ``active``), the other stable states have none.
+    """
+    return not target or state.endswith('failed') or state == 'error'
+
+
 def can_run():
     """Why this machine cannot run the end-to-end tests (None if it can)."""
     if os.geteuid() != 0:
@@ -341,7 +350,7 @@ class Harness(object):
         return self.wait(node, ('available',), timeout=timeout)
 
     def wait(self, node, states=('active', 'deploy failed'), timeout=180):
-        """Wait until the node reaches one of ``states`` (no target).
+        """Wait until the node rests in one of ``states``.
 
         :returns: the node as returned by the REST API.
         :raises: AssertionError with the node's last error and the agent
@@ -354,8 +363,9 @@ class Harness(object):
             except (OSError, ironic_mod.IronicError):
                 time.sleep(0.5)
                 continue
-            if (data['provision_state'] in states
-                    and not data['target_provision_state']):
+            if data['provision_state'] in states and settled(
+                    data['provision_state'],
+                    data['target_provision_state']):
                 return data
             time.sleep(0.25)
         raise AssertionError(
@@ -408,8 +418,7 @@ class Harness(object):
                 return
             if not node.agent_running:
                 node.start_agent()
-        elif state in ('active', 'deploy failed', 'available',
-                       'manageable') and not target:
+        elif state in STABLE and settled(state, target):
             if node.agent_running:
                 node.stop_agent()
 
@@ -428,37 +437,41 @@ class Harness(object):
         return logs
 
 
-def leftovers():
-    """What e2e runs left on the host: namespaces, links, loops, procs.
+def leftovers(run_id=None):
+    """What e2e runs (or one run) left on the host.
 
-    :returns: dict of lists (all empty when the host is clean).
+    :param run_id: only look for what this run created.
+    :returns: dict of lists of namespaces, links, loop devices, mounts and
+        processes (all empty when the host is clean).
     """
+    tag = run_id or ''
     ns = resources.run(['ip', 'netns', 'list'], check=False).stdout
     links = resources.run(['ip', '-o', 'link', 'show'], check=False).stdout
     loops = resources.run(['losetup', '-a'], check=False).stdout
     with open('/proc/mounts') as f:
         mounts = f.read()
+    marker = ('IRONIC_COREOS_E2E_RUN=%s' % tag).encode()
     procs = []
     for pid in os.listdir('/proc'):
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
             with open('/proc/%s/environ' % pid, 'rb') as f:
-                env = f.read()
+                env = f.read().split(b'\0')
         except OSError:
             continue
-        if b'IRONIC_COREOS_E2E_RUN=' in env:
+        if any(v.startswith(marker) for v in env):
             procs.append(int(pid))
+    link_names = [line.split(':')[1].strip().split('@')[0]
+                  for line in links.splitlines()]
+    root = os.path.join(resources.RUNS_ROOT, tag)
     return {
         'netns': [line.split()[0] for line in ns.splitlines()
-                  if line.startswith('icos-')],
-        'links': [line.split(':')[1].strip().split('@')[0]
-                  for line in links.splitlines()
-                  if line.split(':')[1].strip().startswith(('icbr', 'icv'))],
-        'loops': [line for line in loops.splitlines()
-                  if resources.RUNS_ROOT in line],
-        'mounts': [line for line in mounts.splitlines()
-                   if resources.RUNS_ROOT in line],
+                  if line.startswith('icos-%s' % tag)],
+        'links': [name for name in link_names
+                  if name.startswith(('icbr' + tag, 'icv' + tag))],
+        'loops': [line for line in loops.splitlines() if root in line],
+        'mounts': [line for line in mounts.splitlines() if root in line],
         'processes': procs,
     }
 

@@ -67,7 +67,8 @@ def iso_config_drive(user_data=None, meta_data=None, network_data=None,
         files.append(('vendor_data.json', 'VENDOR_D.JSO',
                       json.dumps(vendor_data).encode()))
     iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, joliet=3, rock_ridge='1.09', vol_ident='config-2')
+    iso.new(interchange_level=3, joliet=3, rock_ridge='1.09',
+            vol_ident='config-2')
     iso.add_directory('/OPENSTAC', rr_name='openstack',
                       joliet_path='/openstack')
     iso.add_directory('/OPENSTAC/LATEST', rr_name='latest',

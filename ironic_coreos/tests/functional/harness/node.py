@@ -301,8 +301,10 @@ class SimNode(object):
             self._agent = None
 
     def kill_agent(self):
-        """SIGKILL the agent and whatever of this run still runs in the
-        namespace (the installer it started), like a machine losing power.
+        """SIGKILL the agent and what it started, like a power loss.
+
+        Also kills whatever of this run still runs in the namespace (the
+        installer, should it have left the agent's process group).
         """
         self.stop_agent(kill=True)
         out = resources.run(['ip', 'netns', 'pids', self.netns], check=False)
