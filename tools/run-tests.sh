@@ -3,14 +3,14 @@
 # the unit tests and the end-to-end tests (real Ironic, real agents).
 #
 # Usage (as root): tools/run-tests.sh [TOX_ENVS]
-# TOX_ENVS defaults to pep8,py3,functional.
+# TOX_ENVS defaults to pep8,docs,py3,functional.
 
 set -o errexit
 set -o nounset
 set -o pipefail
 
 TOP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ENVS=${1:-pep8,py3,functional}
+ENVS=${1:-pep8,docs,py3,functional}
 
 "$TOP_DIR/tools/install-deps.sh"
 cd "$TOP_DIR"
