@@ -73,7 +73,7 @@ def _stamp(t0, when=None):
 
 def _follow(h, node, t0, timeout):
     """Print provision states as they change until the node settles."""
-    shown = 0
+    shown = len([1 for when, _s, _t in list(node.history) if when < t0])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         history = list(node.history)
@@ -117,8 +117,11 @@ def _show_first_boot(result):
                                '/etc/selinux', '/usr/')) or \
                     rel.endswith('-'):
                 continue
+            if os.path.islink(path):
+                _say('  link   %s -> %s' % (rel, os.readlink(path)))
+                continue
             _say('  %s  %s  %d bytes' % (oct(result.mode(rel)), rel,
-                                         os.path.getsize(path)))
+                                         os.lstat(path).st_size))
     keyfiles = [os.path.join(top, n) for top, _d, files in
                 os.walk(result.path('/etc/NetworkManager/'
                                     'system-connections'))

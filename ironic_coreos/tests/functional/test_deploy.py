@@ -362,7 +362,8 @@ class FaultTest(E2ETestCase):
         steps = install_step() if iface == 'custom-agent' else None
         self.h.deploy(node, config_drive={'user_data': user_config()},
                       deploy_steps=steps)
-        self.h.wait(node, ('wait call-back',), timeout=60)
+        self.h.wait_state(node, 'wait call-back', timeout=60)
+        self.assertEqual(0, node.agent_starts)
         starts = self.h.ironic.starts
         self.h.ironic.restart()
         self.assertEqual(starts + 1, self.h.ironic.starts)
