@@ -22,6 +22,8 @@ Needs root; skipped otherwise.
 import base64
 import json
 import os
+import subprocess
+import sys
 import time
 
 import testtools
@@ -29,6 +31,7 @@ import testtools
 from ironic_coreos.tests import firstboot
 from ironic_coreos.tests.functional.harness import core
 from ironic_coreos.tests.functional.harness import fixtures
+from ironic_coreos.tests.functional.harness import launch
 from ironic_coreos.tests.functional.standin import disk as standin_disk
 
 KEY = fixtures.ssh_key('user key', 'user@e2e')
@@ -83,8 +86,12 @@ class E2ETestCase(testtools.TestCase):
     @classmethod
     def tearDownClass(cls):
         if cls.harness is not None:
+            run_id = cls.harness.run_id
             cls.harness.stop()
             cls.harness = None
+            left = core.leftovers(run_id)
+            if any(left.values()):
+                raise AssertionError('the run left things behind: %s' % left)
         super().tearDownClass()
 
     def setUp(self):
@@ -414,3 +421,34 @@ class SecretTest(E2ETestCase):
             deploy_steps=install_step())
         self.assertActive(data, node2)
         self._assert_absent(self.MARKER)
+
+
+class SafetyTest(E2ETestCase):
+    """The layers that keep the agent off the host's disks and power."""
+
+    def test_launcher_refuses_outside_namespace(self):
+        node = self.node()
+        problems = launch.check_layers(node.agent_env())
+        self.assertIn('running in the host network namespace', problems)
+
+    def test_launcher_refuses_without_shims_first(self):
+        node = self.node()
+        env = node.agent_env()
+        env['PATH'] = '/usr/sbin:/usr/bin:/sbin:/bin:' + node.shim_dir
+        proc = subprocess.run(
+            ['ip', 'netns', 'exec', node.netns, sys.executable, '-m',
+             'ironic_coreos.tests.functional.harness.launch',
+             '--config-file', node.agent_conf],
+            env=env, capture_output=True, timeout=60)
+        self.assertEqual(launch.REFUSED, proc.returncode)
+        self.assertIn(b'the shims are not first on PATH', proc.stderr)
+        self.assertFalse(os.path.exists(node.calls_file))
+
+    def test_erase_step_refused(self):
+        node = self.node()
+        data = self.deploy_and_wait(node, deploy_steps=[
+            {'interface': 'deploy', 'step': 'erase_devices_metadata',
+             'priority': 90, 'args': {}}])
+        self.assertFailed(data, 'refused by the simulated hardware')
+        self.assertTrue(node.disk_is_blank())
+        self.assertIn('step_refused', [c['call'] for c in node.calls()])
