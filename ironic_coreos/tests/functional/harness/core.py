@@ -150,7 +150,7 @@ class Harness(object):
         resources.sweep_stale()
         os.makedirs(resources.RUNS_ROOT, exist_ok=True)
         os.makedirs(self.state_dir)
-        self.registry = resources.Registry(self.state_dir)
+        self.registry = resources.Registry(self.state_dir, keep=self.keep)
         resources.guard(self.registry)
         if not self.keep:
             self.registry.record('path', path=self.state_dir)

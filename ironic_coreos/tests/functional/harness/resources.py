@@ -174,9 +174,10 @@ def _env_has(pid, marker):
 class Registry(object):
     """Records host resources before they exist and removes them all."""
 
-    def __init__(self, journal_dir):
+    def __init__(self, journal_dir, keep=False):
         self._lock = threading.RLock()
         self._items = []
+        self.keep = keep
         self._journal = os.path.join(journal_dir, JOURNAL)
         self._closed = False
         self._write()
@@ -217,7 +218,7 @@ class Registry(object):
     def _write(self):
         tmp = self._journal + '.tmp'
         with open(tmp, 'w') as f:
-            json.dump({'owner': os.getpid(),
+            json.dump({'owner': os.getpid(), 'keep': self.keep,
                        'owner_start': _proc_start_time(os.getpid()),
                        'items': self._items}, f)
         os.replace(tmp, self._journal)
@@ -269,7 +270,12 @@ def sweep_stale():
             except Exception as e:
                 LOG.warning('Stale teardown of %(item)s failed: %(e)s',
                             {'item': item, 'e': e})
-        shutil.rmtree(os.path.join(RUNS_ROOT, name), ignore_errors=True)
+        if data.get('keep'):
+            # Logs kept on purpose (IRONIC_COREOS_E2E_KEEP=1): only forget
+            # the resources, which are gone now.
+            os.unlink(journal)
+        else:
+            shutil.rmtree(os.path.join(RUNS_ROOT, name), ignore_errors=True)
         cleaned += 1
     return cleaned
 
