@@ -326,14 +326,17 @@ class FaultTest(E2ETestCase):
     def test_permanent_failure_then_redeploy(self):
         node = self.node()
         node.set_faults({'permanent': 'writing to disk: Input/output error'})
-        data = self.deploy_and_wait(node, config_drive={
+        failed = self.deploy_and_wait(node, config_drive={
             'user_data': user_config()}, deploy_steps=install_step())
-        self.assertFailed(data, 'writing to disk: Input/output error')
+        self.assertFailed(failed, 'coreos-installer')
+        # Not retried: a write error is not a network failure.
         self.assertEqual(1, len(node.installer_invocations()))
         node.set_faults(None)
         data = self.deploy_and_wait(node, config_drive={
             'user_data': user_config()}, deploy_steps=install_step())
         self.assertActive(data, node)
+        # The installer's own error line reaches last_error.
+        self.assertFailed(failed, 'writing to disk: Input/output error')
 
     def _wait_for_install(self, node, timeout=60):
         deadline = time.monotonic() + timeout
