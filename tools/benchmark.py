@@ -187,10 +187,11 @@ def run(args):
             row('%d concurrent coreos deploys, total' % k, elapsed)
             bench.reset(nodes[:k])
     _log('')
-    print('| measure | seconds |')
-    print('|---|---|')
+    print('| measure | seconds | samples |')
+    print('|---|---:|---|')
     for r in results['rows']:
-        print('| %s %s | %.2f |' % (r['measure'], r['note'], r['seconds']))
+        print('| %s | %.2f | %s |' % (r['measure'], r['seconds'],
+                                      r['note'].strip('()') or '-'))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=2)

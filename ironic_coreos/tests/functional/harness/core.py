@@ -419,8 +419,18 @@ class Harness(object):
             if not node.agent_running:
                 node.start_agent()
         elif state in STABLE and settled(state, target):
-            if node.agent_running:
-                node.stop_agent()
+            if node.agent_running and not node.stopping:
+                # Stopping can take seconds: never hold up other nodes.
+                node.stopping = True
+
+                def stop():
+                    try:
+                        node.stop_agent()
+                    finally:
+                        node.stopping = False
+
+                threading.Thread(target=stop, daemon=True,
+                                 name='e2e-stop-%d' % node.index).start()
 
     # -- inspection helpers -----------------------------------------------
 

@@ -204,17 +204,16 @@ class Ironic(object):
                 raise IronicError('ironic exited with status %s: %s'
                                   % (self._proc.returncode, self.log_tail()))
             try:
-                self.get('/v1/drivers')
-                drivers = self.get('/v1/drivers')['drivers']
-                if drivers:
+                if self.get('/v1/drivers')['drivers']:
                     return
             except (OSError, IronicError):
                 pass
-            text = self.log_tail(4000)
-            if 'Failed to register hardware types' in text or (
-                    'ERROR ironic' in text and 'Traceback' in text
-                    and 'conductor' in text and 'start' in text):
-                raise IronicError('ironic failed to start: %s' % text)
+            # NOTE: the process keeps running, without serving, when the
+            # conductor cannot register its hardware types.
+            text = self.log_tail(20000)
+            if ('Failed to register hardware types' in text
+                    or 'Failed to start keepalive' in text):
+                raise IronicError('ironic failed to start: %s' % text[-2000:])
             time.sleep(0.2)
         raise IronicError('ironic did not serve within %ss: %s'
                           % (timeout, self.log_tail()))

@@ -87,6 +87,7 @@ class SimNode(object):
         self.auto_agent = True
         self.history = []
         self.agent_starts = 0
+        self.stopping = False
         self._agent = None
         self._agent_rec = None
         self._lock = threading.RLock()

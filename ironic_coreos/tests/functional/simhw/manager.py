@@ -174,6 +174,7 @@ class SimulatedHardwareManager(hardware.HardwareManager):
         key = os.path.join(root, 'agent.key')
         content = tls_utils._generate_tls_certificate(
             cert, key, 'simulated-node', ip_address)
+        os.chmod(key, 0o600)
         return tls_utils.TlsCertificate(content, cert, key)
 
     # -- steps -------------------------------------------------------------
