@@ -189,37 +189,56 @@ class CustomAgentTest(E2ETestCase):
 class CoreOSInterfaceTest(E2ETestCase):
     """The package's coreos interface: no deploy-step JSON needed."""
 
-    def test_network_data(self):
-        node = self.node('coreos')
-        config = user_config()
-        data = self.deploy_and_wait(
-            node, config_drive={'user_data': config,
-                                'meta_data': {'hostname': 'node-c',
-                                              'public_keys':
-                                                  {'k': META_KEY}},
-                                'network_data': NETWORK_DATA})
-        self.assertActive(data, node)
+    META = {'hostname': 'node-c', 'public_keys': {'k': META_KEY}}
+
+    def _check_merged(self, node, config):
         info = self.installed(node)
         installed = json.loads(info['ignition'])
-        # The user's entries are all there, unchanged.
-        paths = [f['path'] for f in installed['storage']['files']]
-        self.assertIn('/etc/motd', paths)
-        self.assertIn(config['storage']['files'][0],
-                      installed['storage']['files'])
+        files = {f['path']: f for f in installed['storage']['files']}
+        keyfiles = [p for p in files if p.startswith(KEYFILE_DIR)]
+        self.assertEqual(1, len(keyfiles), sorted(files))
+        # The user's config plus only the documented additions: host name,
+        # keyfile, meta_data SSH key (after the user's own).
+        self.assertEqual({'/etc/motd', '/etc/hostname', keyfiles[0]},
+                         set(files))
+        self.assertEqual(config['storage']['files'][0], files['/etc/motd'])
+        self.assertEqual(config['storage']['directories'],
+                         installed['storage']['directories'])
+        users = installed['passwd']['users']
+        self.assertEqual(['core'], [u['name'] for u in users])
+        self.assertEqual([KEY, META_KEY], users[0]['sshAuthorizedKeys'])
         result = self.first_boot(info['ignition'])
         self.assertEqual(b'hello from e2e\n', result.read('/etc/motd'))
         self.assertEqual(b'node-c\n', result.read('/etc/hostname'))
         keys = result.authorized_keys('core')
         self.assertIn(KEY, keys)
         self.assertIn(META_KEY, keys)
-        keyfiles = [p for p in paths if p.startswith(KEYFILE_DIR)]
-        self.assertEqual(1, len(keyfiles), paths)
         self.assertEqual(0o600, result.mode(keyfiles[0]))
         text = result.read(keyfiles[0]).decode()
-        self.assertIn('192.0.2.10/24', text)
-        self.assertIn('192.0.2.1', text)
-        self.assertIn('192.0.2.53', text)
         self.assertIn('method=manual', text)
+        self.assertIn('address1=192.0.2.10/24', text)
+        self.assertIn('gateway=192.0.2.1', text)
+        self.assertIn('192.0.2.53', text)
+        self.assertIn('52:54:00:12:34:56', text.lower())
+
+    def test_network_data(self):
+        node = self.node('coreos')
+        config = user_config()
+        data = self.deploy_and_wait(
+            node, config_drive={'user_data': config, 'meta_data': self.META,
+                                'network_data': NETWORK_DATA})
+        self.assertActive(data, node)
+        self._check_merged(node, config)
+
+    def test_nova_iso_config_drive(self):
+        node = self.node('coreos')
+        config = user_config()
+        drive = fixtures.iso_config_drive(user_data=config,
+                                          meta_data=self.META,
+                                          network_data=NETWORK_DATA)
+        data = self.deploy_and_wait(node, config_drive=drive)
+        self.assertActive(data, node)
+        self._check_merged(node, config)
 
 
 class BadInputTest(E2ETestCase):
