@@ -18,6 +18,7 @@ PACKAGES=(
     iproute2
     mtools
     network-manager
+    parted
     util-linux
     xz-utils
 )
