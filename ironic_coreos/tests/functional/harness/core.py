@@ -188,7 +188,7 @@ class Harness(object):
             self.registry, os.path.join(self.state_dir, 'ironic'),
             self.host_ip, _free_port(self.host_ip), interfaces,
             callback_timeout=self.callback_timeout,
-            extra=self.ironic_options)
+            extra=self.ironic_options, marker=self.marker)
         os.makedirs(self.ironic.state_dir)
         self.ironic.write_config()
         self.ironic.create_schema()
@@ -461,6 +461,7 @@ def leftovers(run_id=None):
     with open('/proc/mounts') as f:
         mounts = f.read()
     marker = ('IRONIC_COREOS_E2E_RUN=%s' % tag).encode()
+    root = os.path.join(resources.RUNS_ROOT, tag)
     procs = []
     for pid in os.listdir('/proc'):
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -468,13 +469,17 @@ def leftovers(run_id=None):
         try:
             with open('/proc/%s/environ' % pid, 'rb') as f:
                 env = f.read().split(b'\0')
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                cmdline = f.read()
         except OSError:
             continue
-        if any(v.startswith(marker) for v in env):
+        # NOTE: Ironic rewrites its process title over its environment;
+        # its command line still names the run's config file.
+        if any(v.startswith(marker) for v in env) or (
+                root.encode() in cmdline):
             procs.append(int(pid))
     link_names = [line.split(':')[1].strip().split('@')[0]
                   for line in links.splitlines()]
-    root = os.path.join(resources.RUNS_ROOT, tag)
     return {
         'netns': [line.split()[0] for line in ns.splitlines()
                   if line.startswith('icos-%s' % tag)],

@@ -74,10 +74,12 @@ class Ironic(object):
     :param deploy_interfaces: enabled deploy interfaces.
     :param callback_timeout: [conductor] deploy_callback_timeout.
     :param extra: {(section, option): value} overrides.
+    :param marker: ``NAME=value`` put in the process environment so that
+        the run's processes can be found.
     """
 
     def __init__(self, registry, state_dir, ip, port, deploy_interfaces,
-                 callback_timeout=60, extra=None):
+                 callback_timeout=60, extra=None, marker=None):
         self.registry = registry
         self.state_dir = state_dir
         self.ip = ip
@@ -91,6 +93,9 @@ class Ironic(object):
         self.env = dict(os.environ,
                         XDG_CACHE_HOME=os.path.join(state_dir, 'cache'),
                         HOME=state_dir, TMPDIR=os.path.join(state_dir, 'tmp'))
+        if marker:
+            name, value = marker.split('=', 1)
+            self.env[name] = value
         self._proc = None
         self._record = None
         self.starts = 0
