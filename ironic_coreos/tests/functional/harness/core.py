@@ -23,6 +23,7 @@ Everything lives under ``/tmp/ironic-coreos-e2e/<run id>`` and is torn
 down on exit, on SIGTERM/SIGHUP and at interpreter exit.
 """
 
+import fcntl
 import ipaddress
 import json
 import os
@@ -162,15 +163,19 @@ class Harness(object):
         return self
 
     def _start(self):
-        subnet = _free_subnet()
-        self.net = ipaddress.ip_network('169.254.%d.0/24' % subnet)
-        self.host_ip = str(self.net[1])
         self.registry.record('link', name=self.bridge)
         resources.run(['ip', 'link', 'add', self.bridge, 'type', 'bridge'])
         resources.run(['sysctl', '-q', '-w',
                        'net.ipv6.conf.%s.disable_ipv6=1' % self.bridge])
-        resources.run(['ip', 'addr', 'add', '%s/24' % self.host_ip, 'dev',
-                       self.bridge])
+        # Runs may start together: pick and take the subnet under a lock.
+        with open(os.path.join(resources.RUNS_ROOT, '.subnet.lock'),
+                  'w') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            subnet = _free_subnet()
+            self.net = ipaddress.ip_network('169.254.%d.0/24' % subnet)
+            self.host_ip = str(self.net[1])
+            resources.run(['ip', 'addr', 'add', '%s/24' % self.host_ip,
+                           'dev', self.bridge])
         resources.run(['ip', 'link', 'set', self.bridge, 'up'])
         bin_dir = os.path.join(self.state_dir, 'bin')
         os.makedirs(bin_dir)
