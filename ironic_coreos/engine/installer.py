@@ -491,21 +491,33 @@ _FAILED_LINE = 'Error: install failed'
 def last_error_line(lines):
     """Find the installer's own explanation of a failure.
 
+    The installer prints its error, then what it does about the disk
+    (``Resetting partition table`` or ``Preserving partition table as
+    requested``), then ``Error: install failed``.
+
     :param lines: the installer's output lines.
-    :returns: the line before the last ``Error: install failed`` line, else
-        the last line starting with ``Error:`` (any case), else the last
-        non-empty line, or None when there is no output.
+    :returns: the last line starting with ``Error:`` (any case) other than
+        ``Error: install failed``; else the last line before that one which
+        is not about the partition table; else the last non-empty line; or
+        None when there is no output.
     """
     lines = [line.strip() for line in lines if line and line.strip()]
-    for index in range(len(lines) - 1, -1, -1):
-        if lines[index].startswith(_FAILED_LINE) and index > 0:
-            return lines[index - 1]
     for line in reversed(lines):
         # NOTE: argument errors (from the command line parser) start with
         # a lower case "error:".
-        if line.lower().startswith('error:') and line != _FAILED_LINE:
+        if (line.lower().startswith('error:')
+                and not line.startswith(_FAILED_LINE)):
             return line
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index].startswith(_FAILED_LINE):
+            for line in reversed(lines[:index]):
+                if not _TABLE_LINE.match(line):
+                    return line
+            break
     return lines[-1] if lines else None
+
+
+_TABLE_LINE = re.compile(r'^(Resetting|Preserving) partition table')
 
 
 # Failures that a later attempt cannot fix, even if they happened while

@@ -402,6 +402,22 @@ class TestOutput(testtools.TestCase):
             'Error: fetching image: HTTP status server error (503)',
             installer.last_error_line(lines))
 
+    def test_last_error_line_skips_partition_table_lines(self):
+        for table in ('Resetting partition table',
+                      'Preserving partition table as requested'):
+            lines = ['Error: fetching image: HTTP status client error (404 '
+                     'Not Found)', table, 'Error: install failed']
+            self.assertEqual(
+                'Error: fetching image: HTTP status client error (404 Not '
+                'Found)', installer.last_error_line(lines))
+
+    def test_last_error_line_without_error_prefix(self):
+        lines = ['writing image: No space left on device (os error 28)',
+                 'Resetting partition table', 'Error: install failed']
+        self.assertEqual(
+            'writing image: No space left on device (os error 28)',
+            installer.last_error_line(lines))
+
     def test_last_error_line_last_error(self):
         lines = ['Error: first', 'something', 'Error: second', 'trailing']
         self.assertEqual('Error: second', installer.last_error_line(lines))
