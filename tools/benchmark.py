@@ -22,7 +22,8 @@ machine:
   image from HTTP) and Ironic's stock ``direct`` interface writing the
   equivalent raw image served over HTTP;
 * seconds from the deploy call to ``deploy failed`` for an invalid Ignition
-  config through ``coreos`` and through ``custom-agent``;
+  config and for an invalid step argument (``append_kargs`` given as a
+  string), through ``coreos`` and through ``custom-agent``;
 * total seconds for 1, 4 and 16 concurrent ``coreos`` deployments.
 
 Not a test: it asserts nothing but that deployments end where expected.
@@ -52,6 +53,9 @@ CONFIG = {
 INVALID = {'ignition': {'version': '3.3.0'}, 'storage': {'filez': []}}
 STEP = [{'interface': 'deploy', 'step': 'install_coreos', 'priority': 80,
          'args': {}}]
+# A kernel argument given as a string instead of a list of arguments.
+BAD_ARG_STEP = [{'interface': 'deploy', 'step': 'install_coreos',
+                 'priority': 80, 'args': {'append_kargs': 'nosmt'}}]
 
 
 def _log(text):
@@ -70,15 +74,15 @@ class Bench(object):
             self.h.ironic.cli('node', 'set', node.uuid,
                               '--deploy-interface', iface)
 
-    def request(self, node, mode, config=CONFIG):
+    def request(self, node, mode, config=CONFIG, steps=None):
         """Deploy call for one mode; returns the wall time of the call."""
         h = self.h
         if mode == 'custom-agent':
             return h.deploy(node, config_drive={'user_data': config},
-                            deploy_steps=STEP), time.time()
+                            deploy_steps=steps or STEP), time.time()
         if mode == 'coreos':
-            return h.deploy(node, config_drive={'user_data': config}), \
-                time.time()
+            return h.deploy(node, config_drive={'user_data': config},
+                            deploy_steps=steps), time.time()
         if mode == 'coreos-http':
             return h.deploy(node, config_drive={'user_data': config},
                             instance_info={'image_source': self.image_url,
@@ -92,10 +96,11 @@ class Bench(object):
                 'image_disk_format': 'raw'}), time.time()
         raise ValueError(mode)
 
-    def timed(self, node, mode, expect='active', config=CONFIG):
+    def timed(self, node, mode, expect='active', config=CONFIG,
+              steps=None):
         """Seconds from the deploy call to ``expect``."""
         start = time.monotonic()
-        self.request(node, mode, config=config)
+        self.request(node, mode, config=config, steps=steps)
         data = self.h.wait(node, timeout=300)
         elapsed = time.monotonic() - start
         if data['provision_state'] != expect:
@@ -173,14 +178,16 @@ def run(args):
             row(label, statistics.median(times),
                 '(%s)' % ', '.join('%.2f' % t for t in times))
             bench.reset(sample_nodes)
-        for iface in ('coreos', 'custom-agent'):
-            bench.set_interface(sample_nodes[:1], iface)
-            mode = 'custom-agent' if iface == 'custom-agent' else 'coreos'
-            elapsed = bench.timed(sample_nodes[0], mode,
-                                  expect='deploy failed', config=INVALID)
-            row('%s, invalid Ignition, deploy -> deploy failed' % iface,
-                elapsed)
-            bench.reset(sample_nodes[:1])
+        failures = [('invalid Ignition', {'config': INVALID}),
+                    ('invalid step argument', {'steps': BAD_ARG_STEP})]
+        for what, kwargs in failures:
+            for iface in ('coreos', 'custom-agent'):
+                bench.set_interface(sample_nodes[:1], iface)
+                elapsed = bench.timed(sample_nodes[0], iface,
+                                      expect='deploy failed', **kwargs)
+                row('%s, %s, deploy -> deploy failed' % (iface, what),
+                    elapsed)
+                bench.reset(sample_nodes[:1])
         bench.set_interface(nodes, 'coreos')
         for k in (1, 4, 16):
             elapsed = bench.concurrent(nodes[:k])
