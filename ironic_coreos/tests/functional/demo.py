@@ -79,7 +79,8 @@ def _follow(h, node, t0, timeout):
         history = list(node.history)
         for when, state, target in history[shown:]:
             _say('  %s  %-16s%s' % (_stamp(t0, when), state,
-                                    ' -> %s' % target if target else ''))
+                                    ' (target: %s)' % target
+                                    if target else ''))
         shown = len(history)
         if history and history[-1][1] in ('active', 'deploy failed') \
                 and core.settled(history[-1][1], history[-1][2]):
