@@ -14,16 +14,13 @@
 
 import base64
 import functools
-import gzip
 import hashlib
 import http.server
-import io
-import json
 import os
 import socket
 import threading
 
-import pycdlib
+from ironic_coreos.tests import configdrive as drives
 
 
 def ssh_key(seed, comment='e2e@ironic-coreos'):
@@ -52,35 +49,9 @@ def iso_config_drive(user_data=None, meta_data=None, network_data=None,
     :param vendor_data: dict for vendor_data.json or None.
     :returns: the base64 text.
     """
-    files = [('meta_data.json', 'META_DAT.JSO',
-              json.dumps(meta_data or {}).encode())]
-    if user_data is not None:
-        if isinstance(user_data, dict):
-            user_data = json.dumps(user_data)
-        if isinstance(user_data, str):
-            user_data = user_data.encode()
-        files.append(('user_data', 'USER_DAT.', user_data))
-    if network_data is not None:
-        files.append(('network_data.json', 'NETWORK_.JSO',
-                      json.dumps(network_data).encode()))
-    if vendor_data is not None:
-        files.append(('vendor_data.json', 'VENDOR_D.JSO',
-                      json.dumps(vendor_data).encode()))
-    iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, joliet=3, rock_ridge='1.09',
-            vol_ident='config-2')
-    iso.add_directory('/OPENSTAC', rr_name='openstack',
-                      joliet_path='/openstack')
-    iso.add_directory('/OPENSTAC/LATEST', rr_name='latest',
-                      joliet_path='/openstack/latest')
-    for name, short, data in files:
-        iso.add_fp(io.BytesIO(data), len(data),
-                   '/OPENSTAC/LATEST/%s;1' % short, rr_name=name,
-                   joliet_path='/openstack/latest/%s' % name)
-    out = io.BytesIO()
-    iso.write_fp(out)
-    iso.close()
-    return base64.b64encode(gzip.compress(out.getvalue())).decode()
+    return drives.build_iso(user_data=user_data, meta_data=meta_data or {},
+                            network_data=network_data,
+                            vendor_data=vendor_data)
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

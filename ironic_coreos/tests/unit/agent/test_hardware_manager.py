@@ -14,7 +14,6 @@ import base64
 import gzip
 import hashlib
 import http.server
-import io
 import json
 import logging
 import os
@@ -29,7 +28,6 @@ from ironic_python_agent import errors
 from ironic_python_agent import hardware
 from ironic_python_agent.tests.unit import base
 from ironic_python_agent import utils
-import pycdlib
 import requests
 
 from ironic_coreos.agent import disk
@@ -37,6 +35,7 @@ from ironic_coreos.agent import hardware_manager
 from ironic_coreos.engine import ignition
 from ironic_coreos.engine import installer
 from ironic_coreos.engine import redact
+from ironic_coreos.tests import configdrive as drives
 
 MARKER = 'SECRET-MARKER-5e3b9c'
 PULL_SECRET = 'PULL-' + MARKER
@@ -65,24 +64,8 @@ def _node(configdrive=None, automated_clean=None, **instance_info):
 
 
 def _iso_configdrive(user_data, meta_data=None):
-    iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=4, joliet=3, rock_ridge='1.09',
-            vol_ident='config-2')
-    iso.add_directory('/OPENSTACK', rr_name='openstack',
-                      joliet_path='/openstack')
-    iso.add_directory('/OPENSTACK/LATEST', rr_name='latest',
-                      joliet_path='/openstack/latest')
-    files = [('USER_DAT.;1', 'user_data', user_data),
-             ('META_DAT.JSO;1', 'meta_data.json',
-              json.dumps(meta_data or {'uuid': NODE_UUID}).encode())]
-    for iso_name, name, data in files:
-        iso.add_fp(io.BytesIO(data), len(data),
-                   '/OPENSTACK/LATEST/' + iso_name, rr_name=name,
-                   joliet_path='/openstack/latest/' + name)
-    out = io.BytesIO()
-    iso.write_fp(out)
-    iso.close()
-    return base64.b64encode(gzip.compress(out.getvalue())).decode()
+    return drives.build_iso(user_data=user_data,
+                            meta_data=meta_data or {'uuid': NODE_UUID})
 
 
 class _Server(http.server.ThreadingHTTPServer):

@@ -11,9 +11,9 @@
 #    under the License.
 
 import base64
+import functools
 import gzip
 import http.server
-import io
 import json
 import logging
 import threading
@@ -21,12 +21,12 @@ import time
 from unittest import mock
 
 import fixtures
-import pycdlib
 import requests
 import testtools
 
 from ironic_coreos.engine import configdrive
 from ironic_coreos.engine import exception
+from ironic_coreos.tests import configdrive as drives
 
 SECRET = 'SECRET-MARKER-7f3a'
 IGNITION = {'ignition': {'version': '3.4.0'},
@@ -42,67 +42,9 @@ NETWORK = {'links': [{'id': 'eth0', 'type': 'phy',
 VENDOR = {'cloud': 'test'}
 
 
-def make_iso(files, rock_ridge=True, joliet=True, label='config-2'):
-    """Build an ISO 9660 image in memory.
-
-    :param files: dict of relative path -> bytes.
-    :param rock_ridge: add Rock Ridge names (genisoimage -r).
-    :param joliet: add Joliet names (genisoimage -J).
-    :returns: the image bytes.
-    """
-    iso = pycdlib.PyCdlib()
-    kwargs = {}
-    if rock_ridge:
-        kwargs['rock_ridge'] = '1.09'
-    if joliet:
-        kwargs['joliet'] = 3
-    iso.new(interchange_level=4, vol_ident=label, **kwargs)
-    made = set()
-    for path in sorted(files):
-        parts = path.split('/')
-        for depth in range(1, len(parts)):
-            directory = '/'.join(parts[:depth])
-            if directory in made:
-                continue
-            made.add(directory)
-            names = {'iso_path': '/' + directory.upper()}
-            if rock_ridge:
-                names['rr_name'] = parts[depth - 1]
-            if joliet:
-                names['joliet_path'] = '/' + directory
-            iso.add_directory(**names)
-        # Like genisoimage: upper-case ISO 9660 names, a dot before the
-        # version when there is no extension.
-        iso_name = path.upper() + ('' if '.' in parts[-1] else '.') + ';1'
-        names = {'iso_path': '/' + iso_name}
-        if rock_ridge:
-            names['rr_name'] = parts[-1]
-        if joliet:
-            names['joliet_path'] = '/' + path
-        iso.add_fp(io.BytesIO(files[path]), len(files[path]), **names)
-    out = io.BytesIO()
-    iso.write_fp(out)
-    iso.close()
-    return out.getvalue()
-
-
-def drive_files(base='openstack/latest', user_data=None, meta=META,
-                network=NETWORK, vendor=VENDOR):
-    files = {}
-    if meta is not None:
-        files[base + '/meta_data.json'] = json.dumps(meta).encode()
-    if network is not None:
-        files[base + '/network_data.json'] = json.dumps(network).encode()
-    if vendor is not None:
-        files[base + '/vendor_data.json'] = json.dumps(vendor).encode()
-    if user_data is not None:
-        files[base + '/user_data'] = user_data
-    return files
-
-
-def nova_value(image):
-    """gzip + base64, the way Nova and Ironic store an ISO config drive."""
-    return base64.b64encode(gzip.compress(image)).decode()
+# The engine tests' drive: every file, with the values above.
+drive_files = functools.partial(drives.drive_files, meta_data=META,
+                                network_data=NETWORK, vendor_data=VENDOR)
 
 
 class TestConfigDriveObject(testtools.TestCase):
@@ -239,8 +181,8 @@ class TestReadISO(testtools.TestCase):
         return json.dumps(IGNITION).encode()
 
     def test_gzip_base64_rock_ridge_joliet(self):
-        image = make_iso(drive_files(user_data=self._user_data()))
-        drive = configdrive.read(nova_value(image))
+        image = drives.make_iso(drive_files(user_data=self._user_data()))
+        drive = configdrive.read(drives.encode(image))
         self.assertEqual(self._user_data(), drive.user_data)
         self.assertEqual(META, drive.meta_data)
         self.assertEqual(NETWORK, drive.network_data)
@@ -250,40 +192,43 @@ class TestReadISO(testtools.TestCase):
                          drive.public_keys)
 
     def test_wrapped_base64(self):
-        image = make_iso(drive_files(user_data=b'{}'))
+        image = drives.make_iso(drive_files(user_data=b'{}'))
         value = base64.encodebytes(gzip.compress(image)).decode()
         self.assertIn('\n', value.strip())
         self.assertEqual(b'{}', configdrive.read(value).user_data)
 
     def test_plain_base64_without_gzip(self):
-        image = make_iso(drive_files(user_data=b'{}'))
+        image = drives.make_iso(drive_files(user_data=b'{}'))
         drive = configdrive.read(base64.b64encode(image).decode())
         self.assertEqual(b'{}', drive.user_data)
         self.assertEqual(META, drive.meta_data)
 
     def test_binary_bytes(self):
-        image = make_iso(drive_files(user_data=b'x'))
+        image = drives.make_iso(drive_files(user_data=b'x'))
         for value in (image, gzip.compress(image)):
             self.assertEqual(b'x', configdrive.read(value).user_data)
 
     def test_joliet_only(self):
-        image = make_iso(drive_files(user_data=b'x'), rock_ridge=False)
-        self.assertEqual(b'x', configdrive.read(nova_value(image)).user_data)
+        image = drives.make_iso(drive_files(user_data=b'x'), rock_ridge=False)
+        drive = configdrive.read(drives.encode(image))
+        self.assertEqual(b'x', drive.user_data)
 
     def test_rock_ridge_only(self):
-        image = make_iso(drive_files(user_data=b'x'), joliet=False)
-        self.assertEqual(b'x', configdrive.read(nova_value(image)).user_data)
+        image = drives.make_iso(drive_files(user_data=b'x'), joliet=False)
+        drive = configdrive.read(drives.encode(image))
+        self.assertEqual(b'x', drive.user_data)
 
     def test_plain_iso9660_names(self):
-        image = make_iso(drive_files(user_data=b'x'), rock_ridge=False,
-                         joliet=False)
-        drive = configdrive.read(nova_value(image))
+        image = drives.make_iso(drive_files(user_data=b'x'),
+                                rock_ridge=False, joliet=False)
+        drive = configdrive.read(drives.encode(image))
         self.assertEqual(b'x', drive.user_data)
         self.assertEqual(NETWORK, drive.network_data)
 
     def test_only_meta_data(self):
-        image = make_iso(drive_files(network=None, vendor=None))
-        drive = configdrive.read(nova_value(image))
+        image = drives.make_iso(drive_files(network_data=None,
+                                            vendor_data=None))
+        drive = configdrive.read(drives.encode(image))
         self.assertIsNone(drive.user_data)
         self.assertIsNone(drive.network_data)
         self.assertIsNone(drive.vendor_data)
@@ -294,19 +239,20 @@ class TestReadISO(testtools.TestCase):
         files.update(drive_files(base='openstack/2018-08-27',
                                  user_data=b'new'))
         files['ec2/latest/meta-data.json'] = b'{}'
-        drive = configdrive.read(nova_value(make_iso(files)))
+        drive = configdrive.read(drives.encode(drives.make_iso(files)))
         self.assertEqual(b'new', drive.user_data)
 
     def test_latest_preferred(self):
         files = drive_files(base='openstack/2018-08-27', user_data=b'dated')
         files.update(drive_files(user_data=b'latest'))
-        drive = configdrive.read(nova_value(make_iso(files)))
+        drive = configdrive.read(drives.encode(drives.make_iso(files)))
         self.assertEqual(b'latest', drive.user_data)
 
     def test_other_label_read_with_warning(self):
         logger = self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
-        image = make_iso(drive_files(user_data=b'x'), label='cidata')
-        self.assertEqual(b'x', configdrive.read(nova_value(image)).user_data)
+        image = drives.make_iso(drive_files(user_data=b'x'), label='cidata')
+        drive = configdrive.read(drives.encode(image))
+        self.assertEqual(b'x', drive.user_data)
         self.assertIn("labelled 'cidata'", logger.output)
 
     def test_garbage_base64(self):
@@ -330,7 +276,7 @@ class TestReadISO(testtools.TestCase):
         self.assertNotIn(SECRET, str(exc))
 
     def test_corrupt_gzip(self):
-        data = bytearray(gzip.compress(make_iso(drive_files())))
+        data = bytearray(gzip.compress(drives.make_iso(drive_files())))
         data[20:40] = b'\xff' * 20
         exc = self.assertRaises(exception.ConfigDriveError, configdrive.read,
                                 base64.b64encode(bytes(data)).decode())
@@ -338,7 +284,7 @@ class TestReadISO(testtools.TestCase):
         self.assertIn('gzip data is corrupt', str(exc))
 
     def test_truncated_gzip(self):
-        data = gzip.compress(make_iso(drive_files()))
+        data = gzip.compress(drives.make_iso(drive_files()))
         exc = self.assertRaises(exception.ConfigDriveError, configdrive.read,
                                 base64.b64encode(data[:200]).decode())
         self.assertIn('truncated', str(exc))
@@ -354,28 +300,29 @@ class TestReadISO(testtools.TestCase):
         self.useFixture(fixtures.MockPatchObject(configdrive, 'MAX_SIZE',
                                                  1024))
         exc = self.assertRaises(exception.ConfigDriveError, configdrive.read,
-                                nova_value(make_iso(drive_files())))
+                                drives.encode(drives.make_iso(drive_files())))
         self.assertIn('more than', str(exc))
 
     def test_damaged_iso(self):
-        image = bytearray(make_iso(drive_files(user_data=b'x')))
+        image = bytearray(drives.make_iso(drive_files(user_data=b'x')))
         # Keep the CD001 signature, break the volume descriptor.
         image[0x8000 + 80:0x8000 + 200] = b'\xff' * 120
         exc = self.assertRaises(exception.ConfigDriveError, configdrive.read,
-                                nova_value(bytes(image)))
+                                drives.encode(bytes(image)))
         self.assertIn('ISO 9660 image cannot be read', str(exc))
 
     def test_iso_without_config_drive_files(self):
-        image = make_iso({'README.txt': b'hello', 'docs/a.txt': b'a'})
+        image = drives.make_iso({'README.txt': b'hello', 'docs/a.txt': b'a'})
         exc = self.assertRaises(exception.ConfigDriveError, configdrive.read,
-                                nova_value(image))
+                                drives.encode(image))
         self.assertIn('gzip+base64 ISO 9660 config drive', str(exc))
         self.assertIn('no openstack/latest/', str(exc))
 
     def test_iso_without_meta_data(self):
-        image = make_iso(drive_files(meta=None, user_data=SECRET.encode()))
+        image = drives.make_iso(drive_files(meta_data=None,
+                                            user_data=SECRET.encode()))
         exc = self.assertRaises(exception.ConfigDriveError, configdrive.read,
-                                nova_value(image))
+                                drives.encode(image))
         self.assertIn('no openstack/latest/meta_data.json', str(exc))
         self.assertNotIn(SECRET, str(exc))
 
@@ -384,7 +331,7 @@ class TestReadISO(testtools.TestCase):
         files['openstack/latest/network_data.json'] = (
             b'{"links": [' + SECRET.encode())
         exc = self.assertRaises(exception.ConfigDriveError, configdrive.read,
-                                nova_value(make_iso(files)))
+                                drives.encode(drives.make_iso(files)))
         self.assertIn('openstack/latest/network_data.json is not valid JSON',
                       str(exc))
         self.assertIn('line 1', str(exc))
@@ -394,13 +341,13 @@ class TestReadISO(testtools.TestCase):
         files = drive_files()
         files['openstack/latest/meta_data.json'] = b'["x"]'
         exc = self.assertRaises(exception.ConfigDriveError, configdrive.read,
-                                nova_value(make_iso(files)))
+                                drives.encode(drives.make_iso(files)))
         self.assertIn('meta_data.json holds a JSON list', str(exc))
 
     def test_secret_not_logged(self):
         logger = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
-        image = make_iso(drive_files(user_data=self._user_data()))
-        configdrive.read(nova_value(image))
+        image = drives.make_iso(drive_files(user_data=self._user_data()))
+        configdrive.read(drives.encode(image))
         self.assertIn('sha256', logger.output)
         self.assertNotIn(SECRET, logger.output)
 
@@ -444,14 +391,15 @@ class TestReadURL(testtools.TestCase):
         self.addCleanup(self.server.shutdown)
         self.routes = routes
         self.base = 'http://127.0.0.1:%d' % self.server.server_address[1]
-        self.image = make_iso(drive_files(user_data=b'{"ignition": {}}'))
+        self.image = drives.make_iso(
+            drive_files(user_data=b'{"ignition": {}}'))
 
     def serve(self, path, body, status=200, delay=0):
         self.routes[path] = (status, body, delay)
         return self.base + path
 
     def test_gzip_base64_text(self):
-        url = self.serve('/cd', nova_value(self.image).encode())
+        url = self.serve('/cd', drives.encode(self.image).encode())
         drive = configdrive.read(url)
         self.assertEqual(b'{"ignition": {}}', drive.user_data)
         self.assertEqual(META, drive.meta_data)
@@ -473,7 +421,7 @@ class TestReadURL(testtools.TestCase):
         self.assertEqual(IGNITION, json.loads(drive.user_data))
 
     def test_timeout_passed(self):
-        url = self.serve('/cd', nova_value(self.image).encode())
+        url = self.serve('/cd', drives.encode(self.image).encode())
         with mock.patch.object(configdrive.requests, 'get', autospec=True,
                                side_effect=requests.get) as mock_get:
             configdrive.read(url, timeout=7)

@@ -14,8 +14,6 @@
 
 import base64
 import copy
-import gzip
-import io
 import json
 import logging
 from unittest import mock
@@ -37,13 +35,13 @@ from ironic.tests.unit.db import base as db_base
 from ironic.tests.unit.objects import utils as obj_utils
 import oslo_messaging as messaging
 from oslo_utils import uuidutils
-import pycdlib
 import requests
 
 from ironic_coreos.drivers.modules import coreos
 from ironic_coreos.engine import configdrive
 from ironic_coreos.engine import installer
 from ironic_coreos.engine import redact
+from ironic_coreos.tests import configdrive as drives
 
 SECRET = 'S3CRET-PULL-TOKEN-4242'
 MARKER = 'IGNITION-SECRET-MARKER-7a7a'
@@ -93,31 +91,8 @@ def json_configdrive(user_data=USER_CONFIG, meta_data=META_DATA,
 def iso_configdrive(user_data=USER_CONFIG, meta_data=META_DATA,
                     network_data=NETWORK_DATA, compress=True):
     """A config drive as Nova sends it: base64 of a gzipped ISO 9660."""
-    files = {'meta_data.json': json.dumps(meta_data).encode()}
-    if user_data is not None:
-        if isinstance(user_data, dict):
-            user_data = json.dumps(user_data)
-        files['user_data'] = user_data.encode()
-    if network_data is not None:
-        files['network_data.json'] = json.dumps(network_data).encode()
-    iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, joliet=3, rock_ridge='1.09',
-            vol_ident='config-2')
-    iso.add_directory('/OPENSTACK', rr_name='openstack',
-                      joliet_path='/openstack')
-    iso.add_directory('/OPENSTACK/LATEST', rr_name='latest',
-                      joliet_path='/openstack/latest')
-    for index, (name, data) in enumerate(sorted(files.items())):
-        iso.add_fp(io.BytesIO(data), len(data),
-                   '/OPENSTACK/LATEST/FILE%d.;1' % index, rr_name=name,
-                   joliet_path='/openstack/latest/' + name)
-    out = io.BytesIO()
-    iso.write_fp(out)
-    iso.close()
-    blob = out.getvalue()
-    if compress:
-        blob = gzip.compress(blob)
-    return base64.b64encode(blob).decode()
+    return drives.build_iso(user_data=user_data, meta_data=meta_data,
+                            network_data=network_data, gzip_it=compress)
 
 
 def decode_file(config, path):
