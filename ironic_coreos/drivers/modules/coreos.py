@@ -607,11 +607,11 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         image_source = node.instance_info.get('image_source')
         if (not args.get('image_url') and image_source
                 and not installer.is_http_url(image_source)):
-            LOG.info('Node %(node)s: image_source %(src)s is a Glance image, '
-                     'which coreos-installer cannot fetch; installing the '
-                     'image of the live system instead (give image_url to '
-                     'install another one)',
-                     {'node': node.uuid, 'src': image_source})
+            LOG.warning('Node %(node)s: image_source %(src)s is a Glance '
+                        'image, which coreos-installer cannot fetch; '
+                        'installing the image of the live system instead '
+                        '(give image_url to install another one)',
+                        {'node': node.uuid, 'src': image_source})
         config_bytes = _json_bytes(args['ignition'])
         LOG.info('Node %(node)s: handing %(step)s to the agent: Ignition '
                  'config of %(size)d bytes (sha256 %(sha)s), image %(image)s'
