@@ -612,33 +612,94 @@ def _parse_unit(contents):
     return sections, problems
 
 
-def _ssh_key_problem(key):
-    """Say what is wrong with an authorized_keys entry, never its text."""
+def _parse_ssh_key(key):
+    """Parse an authorized_keys entry.
+
+    Options before the key type (``from="..." ssh-ed25519 AAAA...``) are
+    allowed; the key data must be base64 and name the same key type.
+
+    :returns: ``(problem, None)`` saying what is wrong (never the key's
+        text), or ``(None, (key type, base64 key data))``.
+    """
     if not key.strip():
-        return 'is empty'
+        return 'is empty', None
     if '\n' in key.strip() or '\r' in key:
-        return 'contains a line break (one list item per key)'
+        return 'contains a line break (one list item per key)', None
     if 'PRIVATE KEY' in key:
         return ('is a PRIVATE key; only the public key (the .pub file) '
-                'belongs here, and this private key should be replaced')
+                'belongs here, and this private key should be replaced',
+                None)
     tokens = key.split()
     for index, token in enumerate(tokens):
         if token in SSH_KEY_TYPES:
             break
     else:
         return ('does not name an OpenSSH key type such as ssh-ed25519, '
-                'ssh-rsa or ecdsa-sha2-nistp256')
+                'ssh-rsa or ecdsa-sha2-nistp256', None)
     if index + 1 >= len(tokens):
-        return 'has no key data after the key type'
+        return 'has no key data after the key type', None
+    data = tokens[index + 1]
     try:
-        blob = base64.b64decode(tokens[index + 1], validate=True)
+        blob = base64.b64decode(data, validate=True)
         length = struct.unpack('>I', blob[:4])[0]
         embedded = blob[4:4 + length].decode('ascii')
     except (binascii.Error, struct.error, UnicodeDecodeError):
-        return 'has key data that is not a base64 OpenSSH public key'
+        return 'has key data that is not a base64 OpenSSH public key', None
     if embedded != token:
-        return 'has key data that does not match its key type'
-    return None
+        return 'has key data that does not match its key type', None
+    return None, (token, data)
+
+
+_DATA_URL_NO_COMMA = 'the data: URL has no "," before its data'
+_DATA_URL_BAD_BASE64 = ('the data: URL is marked ;base64 but its data is '
+                        'not valid (padded) base64')
+_DATA_URL_FIXES = {
+    _DATA_URL_NO_COMMA: ('write data:,<percent-encoded text> or '
+                         'data:;base64,<base64>'),
+    _DATA_URL_BAD_BASE64: ('encode the contents with base64 (e.g. '
+                           'base64 -w0)'),
+}
+
+
+def decode_data_url(url):
+    """The bytes of a ``data:`` URL, decoded the way Ignition does.
+
+    :param url: a URL starting with ``data:``.
+    :returns: the decoded bytes.
+    :raises: ValueError saying what is wrong (never the data).
+    """
+    header, comma, payload = url[len('data:'):].partition(',')
+    if not comma:
+        raise ValueError(_DATA_URL_NO_COMMA)
+    data = urllib.parse.unquote_to_bytes(payload)
+    if not header.lower().endswith(';base64'):
+        return data
+    try:
+        return base64.b64decode(data.replace(b'\r', b'').replace(b'\n', b''),
+                                validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(_DATA_URL_BAD_BASE64) from None
+
+
+def ssh_key_problem(key):
+    """Say what is wrong with an authorized_keys entry, never its text.
+
+    :param key: one entry of ``sshAuthorizedKeys``.
+    :returns: a phrase describing the problem, or None for a good key.
+    """
+    return _parse_ssh_key(key)[0]
+
+
+def ssh_key_parts(key):
+    """The key type and base64 key data of a good authorized_keys entry.
+
+    Two entries with the same parts are the same key, whatever their
+    options and comments.
+
+    :param key: one entry of ``sshAuthorizedKeys``.
+    :returns: ``(key type, base64 key data)``, or None for a bad entry.
+    """
+    return _parse_ssh_key(key)[1]
 
 
 # The validator
@@ -905,22 +966,10 @@ class _Validator:
         return scheme, None
 
     def _decode_data_url(self, path, url):
-        header, comma, payload = url[len('data:'):].partition(',')
-        if not comma:
-            self.error(path, 'the data: URL has no "," before its data',
-                       'write data:,<percent-encoded text> or '
-                       'data:;base64,<base64>')
-            return None
-        data = urllib.parse.unquote_to_bytes(payload)
-        if not header.lower().endswith(';base64'):
-            return data
         try:
-            return base64.b64decode(data.replace(b'\r', b'').replace(
-                b'\n', b''), validate=True)
-        except (binascii.Error, ValueError):
-            self.error(path, 'the data: URL is marked ;base64 but its data '
-                       'is not valid (padded) base64',
-                       'encode the contents with base64 (e.g. base64 -w0)')
+            return decode_data_url(url)
+        except ValueError as exc:
+            self.error(path, str(exc), _DATA_URL_FIXES[str(exc)])
             return None
 
     def _check_verification(self, path, resource, source):
@@ -1486,7 +1535,7 @@ class _Validator:
                                 'SSH key')
             keys = _get(user, 'sshAuthorizedKeys', list) or []
             for index, key in enumerate(keys):
-                problem = _ssh_key_problem(key) if isinstance(
+                problem = ssh_key_problem(key) if isinstance(
                     key, str) else None
                 if problem:
                     self.error('%s.sshAuthorizedKeys[%d]' % (path, index),

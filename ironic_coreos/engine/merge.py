@@ -28,15 +28,14 @@ The rules:
 """
 
 import base64
-import binascii
 import copy
 import dataclasses
 import gzip
 import posixpath
 import re
-import urllib.parse
 
 from ironic_coreos.engine import exception
+from ironic_coreos.engine import ignition
 from ironic_coreos.engine import spec
 
 # Oldest spec version that has top-level kernelArguments.
@@ -49,15 +48,6 @@ _DEFAULT_FILE_MODE = 0o644
 _HOSTNAME_RE = re.compile(r'^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})'
                           r'(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*$')
 _USER_RE = re.compile(r'^[a-z_][a-z0-9_.-]{0,31}$')
-_KEY_TYPES = frozenset(
-    ['ssh-rsa', 'ssh-dss', 'ssh-ed25519', 'ecdsa-sha2-nistp256',
-     'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521',
-     'sk-ecdsa-sha2-nistp256@openssh.com', 'sk-ssh-ed25519@openssh.com']
-    + [name.replace('@openssh.com', '') + '-cert-v01@openssh.com'
-       for name in ('ssh-rsa', 'ssh-ed25519', 'ecdsa-sha2-nistp256',
-                    'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521',
-                    'sk-ssh-ed25519@openssh.com',
-                    'sk-ecdsa-sha2-nistp256@openssh.com')])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,7 +187,8 @@ def _checked_keys(ssh_keys):
             'a list of OpenSSH public keys')
     keys = []
     for index, key in enumerate(ssh_keys):
-        if not isinstance(key, str) or not _looks_like_key(key.strip()):
+        if (not isinstance(key, str)
+                or ignition.ssh_key_problem(key.strip()) is not None):
             raise exception.InvalidArgument(
                 'ssh_keys[%d]' % index, key,
                 'an OpenSSH public key on one line, e.g. '
@@ -208,38 +199,9 @@ def _checked_keys(ssh_keys):
     return keys
 
 
-def _key_parts(key):
-    """(type, base64 data) of an authorized_keys line, or None.
-
-    Options before the key type (``from="..." ssh-ed25519 AAAA...``) are
-    allowed; the key data must be base64 and name the same key type.
-    """
-    tokens = key.split()
-    for index, token in enumerate(tokens[:-1]):
-        if token in _KEY_TYPES:
-            break
-    else:
-        return None
-    data = tokens[index + 1]
-    try:
-        blob = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    length = int.from_bytes(blob[:4], 'big')
-    if len(blob) < 4 + length or blob[4:4 + length] != token.encode():
-        return None
-    return (token, data)
-
-
-def _looks_like_key(key):
-    if '\n' in key or '\r' in key:
-        return False
-    return _key_parts(key) is not None
-
-
 def _same_key(first, second):
-    return (_key_parts(first) or first.strip()) == (
-        _key_parts(second) or second.strip())
+    return (ignition.ssh_key_parts(first) or first.strip()) == (
+        ignition.ssh_key_parts(second) or second.strip())
 
 
 def _checked_user(user):
@@ -320,15 +282,9 @@ def _decode_data_url(source):
     """Bytes of a data: URL or None if it is not one or does not decode."""
     if not isinstance(source, str) or not source.startswith('data:'):
         return None
-    header, sep, payload = source[5:].partition(',')
-    if not sep:
-        return None
     try:
-        if header.endswith(';base64'):
-            return base64.b64decode(
-                urllib.parse.unquote(payload), validate=True)
-        return urllib.parse.unquote_to_bytes(payload)
-    except (binascii.Error, ValueError):
+        return ignition.decode_data_url(source)
+    except ValueError:
         return None
 
 
