@@ -176,34 +176,25 @@ class InstallArgs:
                                         or self.image_pull_secret))
 
     def as_step_args(self):
-        """Turn the arguments back into ``install_coreos`` step args.
+        """Turn the arguments back into complete ``install_coreos`` args.
 
-        Only values that differ from the step's own defaults are included,
-        except ``preserve_on_error`` which is always given (its default
-        depends on the node). The result is JSON-serializable and passes
-        :func:`parse_args` unchanged.
+        Every argument with a value is given explicitly, defaults included,
+        so the step needs nothing else from the node; arguments without a
+        value (None) are left out. The result is JSON-serializable and
+        passes :func:`parse_args` unchanged.
 
         :returns: a dict of step arguments.
         """
-        result = {'preserve_on_error': self.preserve_on_error}
-        if self.ignition is not None:
-            result['ignition'] = self.ignition
-        if self.image_url:
-            result['image_url'] = self.image_url
-        if self.image_checksum:
-            result['image_checksum'] = '%s:%s' % self.image_checksum
-        if self.image_pull_secret:
-            result['image_pull_secret'] = self.image_pull_secret
-        for name in ('insecure', 'copy_network'):
-            if getattr(self, name):
-                result[name] = True
-        for name in _LIST_ARGUMENTS:
-            if getattr(self, name):
-                result[name] = list(getattr(self, name))
-        if self.platform != DEFAULT_PLATFORM:
-            result['platform'] = self.platform
-        if self.fetch_retries is not None:
-            result['fetch_retries'] = self.fetch_retries
+        result = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                continue
+            if field.name == 'image_checksum':
+                value = '%s:%s' % tuple(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            result[field.name] = value
         return result
 
 

@@ -34,7 +34,6 @@ is touched:
   ramdisk is booted.
 """
 
-import dataclasses
 import difflib
 import hashlib
 import json
@@ -417,27 +416,7 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
             parsed = installer.parse_args(options, node=node_dict)
         except engine_exc.InvalidArgument as e:
             raise _Failure(origin.get(e.name, e.name), str(e))
-        return self._step_args(parsed), report
-
-    @staticmethod
-    def _step_args(parsed):
-        """Serialize InstallArgs into the agent step's keyword arguments.
-
-        Every argument with a value is given explicitly (defaults
-        included), so the agent needs nothing else from the node; None
-        values are left out (None means "not given" to the agent).
-        """
-        args = {}
-        for fld in dataclasses.fields(parsed):
-            value = getattr(parsed, fld.name)
-            if value is None:
-                continue
-            if fld.name == 'image_checksum':
-                value = '%s:%s' % tuple(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            args[fld.name] = value
-        return args
+        return parsed.as_step_args(), report
 
     def _template_step_args(self, task):
         """Arguments of install_coreos in matching deploy templates.

@@ -338,9 +338,15 @@ class TestInstallArgs(testtools.TestCase):
         json.dumps(step_args)
         self.assertEqual(args, installer.parse_args(step_args))
 
-    def test_as_step_args_minimal(self):
+    def test_as_step_args_complete(self):
         args = installer.parse_args({}, {'automated_clean': False})
-        self.assertEqual({'preserve_on_error': False}, args.as_step_args())
+        step_args = args.as_step_args()
+        self.assertEqual(
+            {'insecure': False, 'append_kargs': [], 'delete_kargs': [],
+             'console': [], 'platform': 'metal', 'copy_network': False,
+             'save_partlabel': [], 'save_partindex': [],
+             'preserve_on_error': False}, step_args)
+        self.assertEqual(args, installer.parse_args(step_args))
 
 
 class TestBuildArgv(testtools.TestCase):
