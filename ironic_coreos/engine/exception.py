@@ -67,3 +67,12 @@ def _short_repr(value, limit=80):
     if len(text) > limit:
         text = text[:limit - 3] + '...'
     return text
+
+
+class LiveMediaError(CoreOSError):
+    """A CoreOS live ISO or initrd cannot be read or customised as asked.
+
+    Raised by :mod:`ironic_coreos.engine.live_media` and
+    :mod:`ironic_coreos.engine.initrd` before anything is written: the
+    message names the file or area, what was found and what to do.
+    """
