@@ -11,6 +11,7 @@ set -o pipefail
 
 TOP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PACKAGES=(
+    cpio
     dosfstools
     e2fsprogs
     fdisk
