@@ -38,8 +38,8 @@ for pkg in "${PACKAGES[@]}"; do
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 if [[ ! -x $TOP_DIR/.venv/bin/tox ]]; then
