@@ -26,6 +26,14 @@ machine:
   string), through ``coreos`` and through ``custom-agent``;
 * total seconds for 1, 4 and 16 concurrent ``coreos`` deployments.
 
+``python tools/benchmark.py media [--media-size MIB] [--dense]`` (no root
+needed) measures per-node live media instead: seconds and peak memory
+(``ru_maxrss`` of the child process) of ``ironic-coreos-live-media`` reading
+the areas of, and embedding an Ignition config, a keyfile and kernel
+arguments into, a CoreOS live ISO padded out to about 1 GiB (sparse, or with
+``--dense`` filled with data): into a new file, streamed to a pipe, and in
+place; and of ``pxe wrap``.
+
 Not a test: it asserts nothing but that deployments end where expected.
 """
 
@@ -34,14 +42,18 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import resource
 import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 from ironic_coreos.tests.functional.harness import core
 from ironic_coreos.tests.functional.harness import fixtures
 from ironic_coreos.tests.functional.standin import disk as standin_disk
+from ironic_coreos.tests import live_iso
 
 KEY = fixtures.ssh_key('benchmark', 'bench@ironic-coreos')
 CONFIG = {
@@ -205,13 +217,128 @@ def run(args):
     return 0
 
 
+MEDIA_CONFIG = {
+    'ignition': {'version': '3.3.0'},
+    'passwd': {'users': [{'name': 'core', 'sshAuthorizedKeys': [KEY]}]},
+    'storage': {'files': [{
+        'path': '/etc/ironic-python-agent/ironic-python-agent.conf',
+        'mode': 384,
+        'contents': {'source': 'data:,' + '%5BDEFAULT%5D%0A' * 256}}]},
+}
+MEDIA_KEYFILE = (b'[connection]\nid=eth0\ntype=ethernet\n'
+                 b'interface-name=eth0\n[ipv4]\nmethod=manual\n'
+                 b'address1=192.0.2.10/24,192.0.2.1\ndns=192.0.2.1\n')
+
+
+def _child(argv, stdout=subprocess.DEVNULL):
+    """Run the media tool in a child; returns (seconds, peak RSS in MiB)."""
+    command = [sys.executable, '-m', 'ironic_coreos.cmd.live_media'] + argv
+    start = time.monotonic()
+    with subprocess.Popen(command, stdout=stdout,
+                          stderr=subprocess.PIPE) as child:
+        _pid, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.monotonic() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        err = child.stderr.read().decode()
+    if child.returncode != 0:
+        raise RuntimeError('%s failed: %s' % (' '.join(argv), err))
+    # ru_maxrss is in KiB on Linux.
+    return elapsed, usage.ru_maxrss / 1024.0
+
+
+def _padded_iso(path, size, dense):
+    """A CoreOS fixture ISO padded to ``size`` bytes."""
+    directory, name = os.path.split(path)
+    live_iso.unpack('2023-07.x86_64', directory, name)
+    with open(path, 'r+b') as stream:
+        start = os.fstat(stream.fileno()).st_size
+        if not dense:
+            stream.truncate(size)
+            return
+        block = os.urandom(1024 * 1024)
+        stream.seek(start)
+        while stream.tell() < size:
+            stream.write(block[:size - stream.tell()])
+
+
+def run_media(args):
+    size = args.media_size * 1024 * 1024
+    rows = []
+
+    def row(label, seconds, rss):
+        rows.append({'measure': label, 'seconds': seconds, 'rss_mib': rss})
+        _log('  %-52s %7.2f s %7.1f MiB' % (label, seconds, rss))
+
+    with tempfile.TemporaryDirectory(dir=args.media_dir) as tmp:
+        iso = os.path.join(tmp, 'live.iso')
+        _padded_iso(iso, size, args.dense)
+        config = os.path.join(tmp, 'live.ign')
+        with open(config, 'w') as stream:
+            json.dump(MEDIA_CONFIG, stream)
+        keyfile = os.path.join(tmp, 'eth0.nmconnection')
+        with open(keyfile, 'wb') as stream:
+            stream.write(MEDIA_KEYFILE)
+        kind = 'dense' if args.dense else 'sparse'
+        _log('Live ISO: %d MiB (%s), config %d bytes'
+             % (args.media_size, kind, os.path.getsize(config)))
+        embed = ['iso', 'embed', iso, '-i', config, '-k', keyfile,
+                 '--karg-append', 'console=ttyS0,115200n8']
+        row('python + imports only (baseline)',
+            *_child(['iso', 'show', '--help']))
+        row('iso show (read the areas)', *_child(['iso', 'show', iso]))
+        out = os.path.join(tmp, 'node.iso')
+        row('iso embed -o new file (%s copy)' % kind,
+            *_child(embed + ['-o', out]))
+        with open(os.devnull, 'wb') as null:
+            row('iso embed -o - (streamed to a pipe)',
+                *_child(embed + ['-o', '-'], stdout=null))
+        row('iso embed --in-place --replace',
+            *_child(['iso', 'embed', out, '-i', config, '--replace',
+                     '--in-place']))
+        row('iso kargs --in-place', *_child(['iso', 'kargs', out, '--append',
+                                             'quiet', '--in-place']))
+        row('pxe wrap', *_child(['pxe', 'wrap', '-i', config, '-k', keyfile,
+                                 '-o', os.path.join(tmp, 'wrap.img')]))
+        used = os.stat(out).st_blocks * 512
+    self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    _log('')
+    print('Live ISO of %d MiB (%s); the new file used %.1f MiB of disk'
+          % (args.media_size, kind, used / 1024.0 / 1024.0))
+    print('| measure | seconds | peak RSS (MiB) |')
+    print('|---|---:|---:|')
+    for r in rows:
+        print('| %s | %.2f | %.1f |' % (r['measure'], r['seconds'],
+                                        r['rss_mib']))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'iso_mib': args.media_size, 'dense': args.dense,
+                       'rows': rows, 'benchmark_rss_mib': self_rss}, f,
+                      indent=2)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('what', nargs='?', default='deploy',
+                        choices=('deploy', 'media'),
+                        help='deployments (default; needs root) or per-node '
+                             'live media')
     parser.add_argument('--samples', type=int, default=3,
                         help='deployments per median (default 3)')
     parser.add_argument('--json', metavar='FILE',
                         help='also write the results as JSON')
+    parser.add_argument('--media-size', type=int, default=1024,
+                        metavar='MIB',
+                        help='media: size of the live ISO (default 1024)')
+    parser.add_argument('--dense', action='store_true',
+                        help='media: fill the ISO with data instead of '
+                             'leaving holes')
+    parser.add_argument('--media-dir', metavar='DIR',
+                        help='media: where to put the ISOs (default: the '
+                             'temporary directory)')
     args = parser.parse_args(argv)
+    if args.what == 'media':
+        return run_media(args)
     why = core.can_run()
     if why:
         _log('Cannot run: %s' % why)

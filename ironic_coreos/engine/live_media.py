@@ -597,29 +597,69 @@ class LiveISO(object):
         return sum(len(data) for _offset, data in regions)
 
 
-def _copy(source, sink, count, name, sparse):
-    while count > 0:
-        chunk = source.read(min(CHUNK, count))
-        if not chunk:
-            raise _error('%s ended early while copying; the ISO changed or '
-                         'is truncated', name)
-        if sparse and chunk == _ZERO_CHUNK[:len(chunk)]:
-            # Keep holes: the output reads back the same zeros.
-            sink.seek(len(chunk), os.SEEK_CUR)
-        else:
-            sink.write(chunk)
-        count -= len(chunk)
+def _next_data(fd, pos, end):
+    """(start, stop) of the next span of ``fd`` from ``pos`` that holds
+    data, or None; holes before it read as zeros."""
+    try:
+        start = os.lseek(fd, pos, os.SEEK_DATA)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            # Only a hole up to the end of the file.
+            return None
+        # No hole support: everything is data.
+        return pos, end
+    if start >= end:
+        return None
+    try:
+        stop = os.lseek(fd, start, os.SEEK_HOLE)
+    except OSError:
+        stop = end
+    return start, min(stop, end)
+
+
+def _copy(source, sink, pos, end, name, sparse):
+    """Copy bytes ``pos`` to ``end`` of ``source`` (an fd) to ``sink``.
+
+    Holes of the source are not read; with ``sparse`` they (and chunks of
+    zeros) become holes of the sink, else zeros are written.
+    """
+    def zeros(count):
+        if sparse:
+            sink.seek(count, os.SEEK_CUR)
+            return
+        while count > 0:
+            sink.write(_ZERO_CHUNK[:min(CHUNK, count)])
+            count -= CHUNK
+
+    while pos < end:
+        span = _next_data(source, pos, end)
+        if span is None:
+            zeros(end - pos)
+            return
+        start, stop = span
+        zeros(start - pos)
+        pos = start
+        while pos < stop:
+            chunk = os.pread(source, min(CHUNK, stop - pos), pos)
+            if not chunk:
+                raise _error('%s ended early while copying; the ISO changed '
+                             'or is truncated', name)
+            if sparse and chunk == _ZERO_CHUNK[:len(chunk)]:
+                sink.seek(len(chunk), os.SEEK_CUR)
+            else:
+                sink.write(chunk)
+            pos += len(chunk)
 
 
 def _stream(source, sink, regions, size, name, sparse):
     """Copy ``source`` to ``sink`` with ``regions`` substituted."""
+    fd = source.fileno()
     cursor = 0
     for offset, data in regions:
-        _copy(source, sink, offset - cursor, name, sparse)
+        _copy(fd, sink, cursor, offset, name, sparse)
         sink.write(data)
-        source.seek(len(data), os.SEEK_CUR)
         cursor = offset + len(data)
-    _copy(source, sink, size - cursor, name, sparse)
+    _copy(fd, sink, cursor, size, name, sparse)
     if sparse:
         sink.truncate(size)
 
