@@ -193,7 +193,8 @@ def _decompress(data, pos, what):
             'this is not a configuration archive' % (what, pos, MAX_UNPACKED))
     if not decompressor.eof:
         raise exception.LiveMediaError(
-            '%s: the compressed archive at offset %d is truncated' % (what, pos))
+            '%s: the compressed archive at offset %d is truncated'
+            % (what, pos))
     end = len(data) - len(decompressor.unused_data)
     return out, end
 

@@ -598,8 +598,11 @@ class LiveISO(object):
 
 
 def _next_data(fd, pos, end):
-    """(start, stop) of the next span of ``fd`` from ``pos`` that holds
-    data, or None; holes before it read as zeros."""
+    """The next span of ``fd`` that holds data, from ``pos`` on.
+
+    :returns: (start, stop), or None if only a hole is left before
+        ``end``. Holes read as zeros.
+    """
     try:
         start = os.lseek(fd, pos, os.SEEK_DATA)
     except OSError as exc:
