@@ -55,6 +55,7 @@ _INITRD_HEADER_SIZE = 24
 _KARGS_HEADER_MAGIC = b'coreKarg'
 _KARGS_HEADER_SIZE = 72
 _KARGS_HEADER_OFFSETS = 6
+_MAX_DESCRIPTORS = 32
 #: Largest kernel argument area coreos-installer accepts.
 KARGS_MAX_SIZE = 2048
 IGNINFO_PATH = 'COREOS/IGNINFO.JSO'
@@ -95,11 +96,19 @@ class _IsoFs(object):
     def __init__(self, stream, size, name):
         self.stream = stream
         self.name = name
-        pvd = self._read(_SYSTEM_AREA, SECTOR, 'the volume descriptor',
-                         not_iso=True)
-        if pvd[1:6] != b'CD001' or pvd[0] != 1:
+        pvd = None
+        for index in range(_MAX_DESCRIPTORS):
+            offset = _SYSTEM_AREA + index * SECTOR
+            descriptor = self._read(offset, SECTOR, 'a volume descriptor',
+                                    not_iso=True)
+            if descriptor[1:6] != b'CD001' or descriptor[0] == 255:
+                break
+            if descriptor[0] == 1:
+                pvd = descriptor
+                break
+        if pvd is None:
             raise _error('%s: not an ISO 9660 image (no primary volume '
-                         'descriptor at offset %d); give a CoreOS live ISO '
+                         'descriptor from offset %d); give a CoreOS live ISO '
                          '(*-live.x86_64.iso or *-live-iso.*.iso)',
                          name, _SYSTEM_AREA)
         block_size = struct.unpack_from('<H', pvd, 128)[0]
@@ -823,11 +832,10 @@ def _build_kargs(source, length, default, regions, stream, name):
         if current is None:
             current = kargs
         elif kargs != current:
-            raise _error('%s: the kernel argument areas disagree (%r at '
-                         'offset %d, %r at offset %d); the ISO is corrupt: '
-                         'reset the arguments (--reset) or download it '
-                         'again', name, current, regions[0].offset, kargs,
-                         region.offset)
+            # The arguments are not shown: they may hold credentials.
+            raise _error('%s: the kernel argument areas at offsets %d and '
+                         '%d disagree; the ISO is corrupt: download it '
+                         'again', name, regions[0].offset, region.offset)
     return KargsAreas(source, length, default, regions, current)
 
 
