@@ -333,6 +333,7 @@ class LiveISO(object):
         self._kargs = kargs_areas.kargs if kargs_areas else None
         self._initrd_modified = False
         self._kargs_modified = False
+        self._built = None
 
     # Reading
 
@@ -496,7 +497,11 @@ class LiveISO(object):
         out = []
         if self._initrd_modified:
             area = self.initrd
-            data = initrd.build(self._members) if self._members else b''
+            key = sorted(self._members.items())
+            if self._built is None or self._built[0] != key:
+                self._built = (key, initrd.build(self._members)
+                               if self._members else b'')
+            data = self._built[1]
             if len(data) > area.length:
                 raise _error('%s: the compressed initrd archive (Ignition '
                              'config and keyfiles) is %d bytes but the '

@@ -10,6 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
+import base64
 import contextlib
 import io
 import json
@@ -146,8 +147,8 @@ class TestLiveMediaCommand(unittest.TestCase):
         big = self._file('big.ign', json.dumps({
             'ignition': {'version': '3.3.0'},
             'storage': {'files': [{'path': '/x', 'contents': {
-                'source': 'data:;base64,'
-                + os.urandom(270 * 1024).hex()}}]}}).encode())
+                'source': 'data:;base64,' + base64.b64encode(
+                    os.urandom(264 * 1024)).decode()}}]}}).encode())
         code, _out, err = self._run('iso', 'embed', self.iso, '-i', big,
                                     '-o', self.out)
         self.assertEqual(1, code)

@@ -219,7 +219,7 @@ class LayoutTests(_Temp):
 
     def test_config_too_large(self):
         # Random bytes do not compress.
-        self.iso.set_ignition(os.urandom(264 * 1024))
+        self.iso.set_ignition(os.urandom(258 * 1024))
         out = os.path.join(self.tmp, 'node.iso')
         self.assertRaisesRegex(
             exception.LiveMediaError,
