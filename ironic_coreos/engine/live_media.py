@@ -91,7 +91,15 @@ def _pread(stream, offset, length, what, name):
 
 
 class _IsoFs(object):
-    """The ISO 9660 directory records needed to find the embed areas."""
+    """The ISO 9660 directory records needed to find the embed areas.
+
+    Reads only the volume descriptors and the directories on the way to a
+    file, like coreos-installer does.
+    """
+
+    # NOTE: not pycdlib (used for config drives): it parses the whole tree
+    # and refuses the s390x live ISOs ("duplicate name"), which
+    # coreos-installer reads.
 
     def __init__(self, stream, size, name):
         self.stream = stream
