@@ -15,6 +15,7 @@
 import os
 import time
 
+from ironic_coreos.tests.functional.harness import core
 from ironic_coreos.tests.functional import test_deploy
 
 KEY = 'coreos_install'
@@ -38,7 +39,8 @@ class ProgressTest(test_deploy.E2ETestCase):
             if state and (not seen or seen[-1] != state):
                 seen.append(state)
             if (data['provision_state'] in ('active', 'deploy failed')
-                    and not data['target_provision_state']):
+                    and core.settled(data['provision_state'],
+                                     data['target_provision_state'])):
                 return data, seen
             time.sleep(0.3)
         self.fail('node %s did not settle; progress seen: %s'
