@@ -78,9 +78,25 @@ agent_opts = [
                help='How many times setting the UEFI boot entry of the '
                     'installed system is attempted (some firmware fails '
                     'the first write to its NVRAM).'),
+    cfg.IntOpt('progress_report_interval',
+               default=10, min=0,
+               help='While coreos-installer writes the image, ask for a '
+                    'heartbeat at most this often (seconds) when its '
+                    'progress changed, so that the conductor publishes the '
+                    'progress without waiting for the next regular '
+                    'heartbeat. 0: progress reaches the conductor with the '
+                    'regular heartbeats only.'),
 ]
 
 conductor_opts = [
+    cfg.IntOpt('install_stall_timeout',
+               default=0, min=0,
+               help='Fail a deployment whose install_coreos step has made '
+                    'no progress (no new bytes read, no new phase) for '
+                    'this many seconds, as seen on the agent\'s '
+                    'heartbeats, instead of waiting for the whole deploy '
+                    'timeout. 0 (the default): off. The agent reports '
+                    'progress only while coreos-installer prints it.'),
     cfg.StrOpt('ssh_user',
                default='core',
                help='User that receives the SSH keys of the config drive '

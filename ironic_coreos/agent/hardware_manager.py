@@ -40,11 +40,13 @@ from ironic_python_agent import utils
 
 from ironic_coreos.agent import disk
 from ironic_coreos.agent import image_stream
+from ironic_coreos.agent import progress as progress_report
 from ironic_coreos import conf  # noqa: F401  (registers [coreos])
 from ironic_coreos.engine import configdrive
 from ironic_coreos.engine import exception
 from ironic_coreos.engine import ignition
 from ironic_coreos.engine import installer
+from ironic_coreos.engine import progress
 from ironic_coreos.engine import redact
 
 LOG = log.getLogger(__name__)
@@ -299,6 +301,7 @@ class CoreOSHardwareManager(hardware.HardwareManager):
         """
         attempts = CONF.coreos.install_attempts
         host_root = CONF.coreos.host_root
+        publisher = progress_report.Publisher()
         for attempt in range(1, attempts + 1):
             try:
                 disk.release(device, host_root=host_root)
@@ -312,7 +315,16 @@ class CoreOSHardwareManager(hardware.HardwareManager):
             LOG.info('Running %(argv)s (attempt %(n)d of %(total)d)',
                      {'argv': ' '.join(shown), 'n': attempt,
                       'total': attempts})
-            code, lines = self._run(argv)
+            state = progress.InstallProgress()
+
+            def report(line, attempt=attempt, state=state):
+                if state.feed(line):
+                    publisher.publish(dict(state.as_dict(), attempt=attempt))
+
+            code, lines = self._run(argv, on_line=report)
+            last_phase = state.phase
+            if state.finish(code):
+                publisher.publish(dict(state.as_dict(), attempt=attempt))
             if code == 0:
                 return
             if stream is not None and stream.mismatch:
@@ -334,11 +346,14 @@ class CoreOSHardwareManager(hardware.HardwareManager):
                 hint = 'not retried'
             raise errors.DeploymentError(
                 'coreos-installer failed to install on %s (exit status %s, '
-                '%s): %s' % (device, code, hint, reason))
+                '%s, stopped while %s): %s'
+                % (device, code, hint, progress.describe(
+                    dict(state.as_dict(), phase=last_phase)), reason))
 
-    def _run(self, argv):
+    def _run(self, argv, on_line=None):
         """Run a command, streaming its output into the log.
 
+        :param on_line: called with each non-empty output line.
         :returns: (exit status, list of the last output lines).
         :raises: DeploymentError when it cannot be started.
         """
@@ -362,6 +377,8 @@ class CoreOSHardwareManager(hardware.HardwareManager):
                 LOG.info('coreos-installer: %s', text)
                 lines.append(text)
                 self._installer_output.append(text)
+                if on_line is not None:
+                    on_line(text)
 
         timeout = CONF.coreos.install_timeout
         timed_out = threading.Event()

@@ -34,6 +34,7 @@ is touched:
   ramdisk is booted.
 """
 
+import datetime
 import difflib
 import hashlib
 import json
@@ -51,8 +52,10 @@ from ironic.drivers import base
 from ironic.drivers.modules import agent
 from ironic.drivers.modules import agent_base
 from ironic.drivers.modules import agent_client
+from ironic.drivers.modules import deploy_utils
 from ironic import objects
 from oslo_log import log
+from oslo_utils import timeutils
 
 from ironic_coreos import conf as coreos_conf  # noqa: F401 (registers opts)
 from ironic_coreos.engine import configdrive
@@ -61,6 +64,7 @@ from ironic_coreos.engine import ignition
 from ironic_coreos.engine import installer
 from ironic_coreos.engine import merge
 from ironic_coreos.engine import network
+from ironic_coreos.engine import progress
 from ironic_coreos.engine import redact
 
 LOG = log.getLogger(__name__)
@@ -529,6 +533,7 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         :raises: whatever ``custom-agent``'s prepare raises.
         """
         if task.node.provision_state == states.DEPLOYING:
+            _forget_progress(task.node)
             step_args = self._template_step_args(task)
             if step_args is not None:
                 try:
@@ -610,3 +615,123 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         client = agent_client.get_client(task)
         return agent_base.execute_step(task, new_step, 'deploy',
                                        client=client)
+
+    # ------------------------------------------------------------------
+    # Install progress
+
+    def process_next_step(self, task, step_type, **kwargs):
+        """Publish the install progress, then go on as the agent says.
+
+        While the agent runs ``install_coreos``, the progress it publishes
+        (see :mod:`ironic_coreos.agent.progress`) is stored in the node's
+        ``driver_internal_info['coreos_install']`` with the time it last
+        changed; the key is removed when the step ends. An install that
+        made no progress for ``[coreos]install_stall_timeout`` seconds
+        fails the deployment.
+
+        :param task: a TaskManager instance with an exclusive lock.
+        :param step_type: 'deploy', 'clean' or 'service'.
+        """
+        if step_type == 'deploy':
+            state = self._agent_progress(task)
+            if state is None:
+                _forget_progress(task.node)
+            elif self._record_progress(task, state):
+                return
+        return super().process_next_step(task, step_type, **kwargs)
+
+    def _agent_progress(self, task):
+        """The progress of the agent's running install_coreos, or None."""
+        node = task.node
+        if (node.deploy_step or {}).get('step') != STEP_NAME:
+            return None
+        try:
+            commands = agent_client.get_client(task).get_commands_status(
+                node, expect_errors=True)
+        except exception.IronicException as exc:
+            LOG.debug('Node %(node)s: no install progress from the agent: '
+                      '%(err)s', {'node': node.uuid, 'err': exc})
+            return None
+        if not commands:
+            return None
+        last = commands[-1]
+        if (last.get('command_name') != 'execute_deploy_step'
+                or last.get('command_status') != 'RUNNING'):
+            return None
+        return progress.sanitize(
+            (last.get('command_result') or {}).get(progress.KEY))
+
+    def _record_progress(self, task, state):
+        """Store the progress; fail the deployment if it stalled.
+
+        :returns: True if the deployment was failed.
+        """
+        node = task.node
+        previous = node.driver_internal_info.get(progress.KEY) or {}
+        now = _utcnow()
+        moved = any(previous.get(name) != state.get(name)
+                    for name in ('phase', 'bytes_read', 'attempt'))
+        updated = _parse_time(previous.get('updated_at'))
+        if moved or updated is None:
+            updated = now
+        elif self._stalled(task, state, now - updated):
+            return True
+        state['updated_at'] = updated.isoformat()
+        if state != previous:
+            node.set_driver_internal_info(progress.KEY, state)
+            node.save()
+        return False
+
+    def _stalled(self, task, state, age):
+        """Fail the deployment when the install made no progress too long.
+
+        :returns: True if the deployment was failed.
+        """
+        limit = CONF.coreos.install_stall_timeout
+        if (not limit or age.total_seconds() <= limit
+                or state['phase'] in (progress.DONE, progress.FAILED)):
+            return False
+        node = task.node
+        msg = (_('The %(step)s step made no progress for %(age)d seconds '
+                 '(the limit is [coreos]install_stall_timeout = %(limit)d); '
+                 'it stopped while %(where)s. Check that the node reaches '
+                 'the image server and that its disk works, then deploy '
+                 'again.')
+               % {'step': STEP_NAME, 'age': age.total_seconds(),
+                  'limit': limit, 'where': progress.describe(state)})
+        LOG.error('Node %(node)s: %(msg)s', {'node': node.uuid, 'msg': msg})
+        _forget_progress(node)
+        deploy_utils.set_failed_state(task, msg,
+                                      collect_logs=self.collect_deploy_logs)
+        return True
+
+    def clean_up(self, task):
+        """Clean up the deployment environment; forget the install progress.
+
+        :param task: a TaskManager instance.
+        """
+        _forget_progress(task.node)
+        return super().clean_up(task)
+
+
+def _forget_progress(node):
+    """Remove the install progress from the node, if it has one."""
+    if progress.KEY in node.driver_internal_info:
+        node.del_driver_internal_info(progress.KEY)
+        node.save()
+
+
+def _utcnow():
+    return timeutils.utcnow(with_timezone=True)
+
+
+def _parse_time(value):
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed

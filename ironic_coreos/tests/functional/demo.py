@@ -30,6 +30,7 @@ import os
 import sys
 import time
 
+from ironic_coreos.engine import progress
 from ironic_coreos.tests import firstboot
 from ironic_coreos.tests.functional.harness import core
 from ironic_coreos.tests.functional.harness import fixtures
@@ -71,11 +72,44 @@ def _stamp(t0, when=None):
     return '+%6.1fs' % ((when or time.time()) - t0)
 
 
+def _bar(state, width=30):
+    """A text progress bar from driver_internal_info['coreos_install']."""
+    percent = state.get('percent') or 0
+    filled = width * percent // 100
+    text = '[%s%s] %3d%%  %-11s' % ('#' * filled, '.' * (width - filled),
+                                     percent, state.get('phase'))
+    if state.get('bytes_read'):
+        text += '  %s' % progress.human_size(state['bytes_read'])
+        if state.get('bytes_total'):
+            text += ' of %s' % progress.human_size(state['bytes_total'])
+    if state.get('bytes_per_second'):
+        text += '  %s/s' % progress.human_size(state['bytes_per_second'])
+    return text
+
+
 def _follow(h, node, t0, timeout):
-    """Print provision states as they change until the node settles."""
+    """Print provision states and install progress until the node settles.
+
+    :returns: the final state and the number of progress reports seen.
+    """
     shown = len([1 for when, _s, _t in list(node.history) if when < t0])
     deadline = time.monotonic() + timeout
+    last_progress = None
+    reports = 0
+    next_poll = 0
     while time.monotonic() < deadline:
+        if time.monotonic() >= next_poll:
+            next_poll = time.monotonic() + 0.5
+            try:
+                info = h.ironic.get('/v1/nodes/%s?fields=driver_internal_info'
+                                    % node.uuid)['driver_internal_info']
+            except Exception:
+                info = {}
+            state = (info or {}).get(progress.KEY)
+            if state and state != last_progress:
+                reports += 1
+                _say('  %s  %s' % (_stamp(t0), _bar(state)))
+            last_progress = state
         history = list(node.history)
         for when, state, target in history[shown:]:
             _say('  %s  %-16s%s' % (_stamp(t0, when), state,
@@ -84,9 +118,9 @@ def _follow(h, node, t0, timeout):
         shown = len(history)
         if history and history[-1][1] in ('active', 'deploy failed') \
                 and core.settled(history[-1][1], history[-1][2]):
-            return history[-1][1]
+            return history[-1][1], reports
         time.sleep(0.1)
-    return None
+    return None, reports
 
 
 def _show_disk(info):
@@ -138,7 +172,10 @@ def _show_first_boot(result):
 def run(args):
     t0 = time.time()
     _say('Starting Ironic (API + conductor, SQLite, noauth)...')
-    with core.Harness() as h:
+    # NOTE: agents ask for a heartbeat at most every 2 s while installing,
+    # so that the progress reaches Ironic often enough to watch.
+    with core.Harness(
+            agent_coreos_options={'progress_report_interval': '2'}) as h:
         _say('  Ironic %s at %s, deploy interfaces: %s'
              % (h.ironic.url, _stamp(t0), ', '.join(h.deploy_interfaces)))
         iface = args.interface
@@ -173,17 +210,25 @@ def run(args):
         else:
             h.ironic.cli('node', 'set', node.uuid, '--instance-info',
                          'coreos_append_kargs=["console=ttyS0,115200n8"]')
+        if args.install_rate:
+            # NOTE: the demo's image is small; reading it at this rate shows
+            # the install progress as a real, larger image would.
+            node.set_faults({'throttle': args.install_rate * 1048576,
+                             'sync_delay': 6})
+            _say('The stand-in installer reads the image at %.1f MiB/s'
+                 % args.install_rate)
         _say('Deploying with the %s interface (baremetal node deploy)...'
              % iface)
         t0 = time.time()
         h.deploy(node, config_drive=drive, deploy_steps=steps)
-        state = _follow(h, node, t0, args.timeout)
+        state, reports = _follow(h, node, t0, args.timeout)
         data = h.ironic.node(node.uuid)
         if state != 'active':
             _say('Deployment failed: %s' % (data.get('last_error')
                                             or 'timed out'))
             return 1
-        _say('Node is active after %.1f s' % (time.time() - t0))
+        _say('Node is active after %.1f s (%d install progress reports '
+             'seen through the API)' % (time.time() - t0, reports))
         info = standin_disk.inspect_disk(node.disk)
         _show_disk(info)
         if not info['ignition']:
@@ -215,6 +260,11 @@ def main(argv=None):
     parser.add_argument('--ignition', metavar='FILE',
                         help='Ignition config to deploy instead of the '
                              'embedded one')
+    parser.add_argument('--install-rate', type=float, default=4.0,
+                        metavar='MIB_PER_S',
+                        help='how fast the stand-in installer reads the '
+                             'image, so that its progress shows (0: full '
+                             'speed)')
     parser.add_argument('--timeout', type=int, default=300,
                         help='seconds to wait for the deployment')
     args = parser.parse_args(argv)

@@ -676,13 +676,16 @@ def _image_sector_size(first_mib):
     return 512
 
 
-def write_image(fd, dev_size, source, sector_size):
+def write_image(fd, dev_size, source, sector_size, rate=None, stall=None):
     """Stream the image to fd: everything but the first MiB, then it.
 
     :param fd: the destination, open for writing.
     :param dev_size: size of the destination in bytes.
     :param source: the _Source to read.
     :param sector_size: logical sector size of the destination.
+    :param rate: read the source at most this fast (bytes per second).
+    :param stall: (bytes, seconds): stop reading for that long once that
+        many bytes were read (a stuck download).
 
     :returns: the number of image bytes written.
     :raises: InstallError on any failure.
@@ -690,10 +693,20 @@ def write_image(fd, dev_size, source, sector_size):
     digest = hashlib.sha256()
     progress = _Progress(source.total)
 
-    def counted():
+    start = time.monotonic()
+
+    def counted(stall=stall):
         for chunk in source.chunks:
             digest.update(chunk)
             progress.update(len(chunk))
+            if rate:
+                ahead = progress.done / rate - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+            if stall and progress.done >= stall[0]:
+                _say('Stand-in: no more data for %s seconds' % stall[1])
+                time.sleep(stall[1])
+                stall = None
             yield chunk
 
     head = bytearray()
@@ -1004,7 +1017,17 @@ def install(args, faults):
             source = open_source(args)
             _check_signature_present(source, args.insecure)
             image_end = write_image(fd, dev_size, source,
-                                    _device_sector_size(st))
+                                    _device_sector_size(st),
+                                    rate=float(faults.get('throttle') or 0),
+                                    stall=((int(faults['stall_after']),
+                                            float(faults.get('stall', 3600)))
+                                           if 'stall_after' in faults
+                                           else None))
+            if faults.get('sync_delay'):
+                # NOTE: a real install spends a while in the final sync.
+                time.sleep(float(faults['sync_delay']))
+            if faults.get('permanent_after_write'):
+                raise InstallError(str(faults['permanent_after_write']))
             if saved:
                 merge_saved(dest, saved, image_end)
             edit_boot(dest, args, ignition)

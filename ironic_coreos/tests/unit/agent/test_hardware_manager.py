@@ -32,6 +32,7 @@ import requests
 
 from ironic_coreos.agent import disk
 from ironic_coreos.agent import hardware_manager
+from ironic_coreos.agent import progress as progress_report
 from ironic_coreos.engine import ignition
 from ironic_coreos.engine import installer
 from ironic_coreos.engine import redact
@@ -189,7 +190,7 @@ class TestInstall(Base):
         self.seen = []
         results = list(results)
 
-        def run(_self, argv):
+        def run(_self, argv, on_line=None):
             path = argv[argv.index('--ignition-file') + 1]
             host_file = os.path.join(self.root, path.lstrip('/'))
             st = os.stat(host_file)
@@ -204,6 +205,9 @@ class TestInstall(Base):
             result = results.pop(0)
             if isinstance(result, Exception):
                 raise result
+            if on_line is not None:
+                for line in result[1]:
+                    on_line(line)
             return result
         return run
 
@@ -518,6 +522,43 @@ class TestInstall(Base):
         self.assertIn(DEVICE, str(exc))
         self._assert_cleaned()
 
+    def test_failure_names_the_phase(self, mock_run, mock_dispatch,
+                                     mock_sleep, mock_release, mock_uefi):
+        failure = (1, ['Read disk 1.2 GiB/2.5 GiB (48%)',
+                       'Error: writing to disk: Input/output error',
+                       'Error: install failed'])
+        mock_run.side_effect = self._fake_run([failure])
+        exc = self.assertRaises(errors.DeploymentError,
+                                self.hwm.install_coreos, _node(), [],
+                                ignition=_ignition())
+        self.assertIn('stopped while writing, 48% (1.2 GiB of 2.5 GiB '
+                      'read)', str(exc))
+        self.assertTrue(str(exc).endswith(
+            'Error: writing to disk: Input/output error'), str(exc))
+
+    @mock.patch.object(progress_report, 'Publisher', autospec=True)
+    def test_progress_published(self, mock_publisher, mock_run,
+                                mock_dispatch, mock_sleep, mock_release,
+                                mock_uefi):
+        failure = (1, ['Read disk 1.0 MiB/4.0 MiB (25%)',
+                       'Error: downloading image: error sending request: '
+                       'connection reset by peer (os error 104)',
+                       'Error: install failed'])
+        success = (0, ['Read disk 2.0 MiB/4.0 MiB (50%)',
+                       'Read disk 4.0 MiB/4.0 MiB (100%)',
+                       'Writing Ignition config', 'Install complete.'])
+        mock_run.side_effect = self._fake_run([failure, success])
+        self.hwm.install_coreos(_node(), [], ignition=_ignition())
+        published = [c.args[0] for c in
+                     mock_publisher.return_value.publish.call_args_list]
+        self.assertEqual(
+            [('writing', 25, 1), ('failed', 25, 1),
+             ('writing', 50, 2), ('writing', 100, 2),
+             ('configuring', 100, 2), ('done', 100, 2)],
+            [(s['phase'], s['percent'], s['attempt']) for s in published])
+        self.assertEqual(4 << 20, published[-1]['bytes_total'])
+        self.assertNotIn(MARKER, repr(published))
+
     def test_cleanup_on_unexpected_error(self, mock_run, mock_dispatch,
                                          mock_sleep, mock_release,
                                          mock_uefi):
@@ -593,7 +634,7 @@ class TestImageStreamInstall(Base):
         self.addCleanup(self.server.stop)
         self.url = self.server.url('/img/fcos.raw.xz')
 
-    def _installer(self, _self, argv):
+    def _installer(self, _self, argv, on_line=None):
         """Read the image like coreos-installer: all of it, or fail."""
         url = argv[argv.index('--image-url') + 1]
         self.local_urls.append(url)

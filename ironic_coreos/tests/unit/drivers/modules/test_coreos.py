@@ -14,6 +14,7 @@
 
 import base64
 import copy
+import datetime
 import json
 import logging
 from unittest import mock
@@ -799,6 +800,158 @@ class DeployStepTestCase(CoreOSTestBase):
         with task_manager.acquire(self.context, self.node.uuid) as task:
             self.assertEqual(states.DEPLOYWAIT, self.deploy.deploy(task))
         mock_power.assert_called_once_with(mock.ANY, states.REBOOT)
+
+
+def _commands(status='RUNNING', result=None):
+    return [{'command_name': 'get_deploy_steps', 'command_status': 'SUCCEEDED',
+             'command_result': {}, 'command_error': None},
+            {'command_name': 'execute_deploy_step', 'command_status': status,
+             'command_result': result, 'command_error': None}]
+
+
+PROGRESS = {'phase': 'writing', 'percent': 48, 'bytes_read': 1200,
+            'bytes_total': 2500, 'bytes_per_second': 100, 'attempt': 1}
+T0 = datetime.datetime(2026, 12, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
+
+
+@mock.patch.object(coreos, '_utcnow', autospec=True)
+@mock.patch.object(deploy_utils, 'set_failed_state', autospec=True)
+@mock.patch.object(agent_base.AgentBaseMixin, 'process_next_step',
+                   autospec=True)
+@mock.patch.object(agent_client.AgentClient, 'get_commands_status',
+                   autospec=True)
+class InstallProgressTestCase(CoreOSTestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.node.provision_state = states.DEPLOYWAIT
+        self.node.target_provision_state = states.ACTIVE
+        self.node.deploy_step = {'interface': 'deploy',
+                                 'step': 'install_coreos', 'priority': 80,
+                                 'args': {}}
+        self.node.save()
+
+    def step(self, mock_now, now):
+        mock_now.return_value = now
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.deploy.process_next_step(task, 'deploy')
+        self.node.refresh()
+        return self.node.driver_internal_info.get('coreos_install')
+
+    def test_progress_stored(self, mock_status, mock_next, mock_failed,
+                             mock_now):
+        mock_status.return_value = _commands(
+            result={'coreos_install': PROGRESS})
+        stored = self.step(mock_now, T0)
+        self.assertEqual(dict(PROGRESS, updated_at=T0.isoformat()), stored)
+        self.assertEqual(1, mock_next.call_count)
+        mock_failed.assert_not_called()
+
+    def test_updated_at_moves_with_progress_only(
+            self, mock_status, mock_next, mock_failed, mock_now):
+        mock_status.return_value = _commands(
+            result={'coreos_install': PROGRESS})
+        self.step(mock_now, T0)
+        later = T0 + datetime.timedelta(seconds=30)
+        stored = self.step(mock_now, later)
+        self.assertEqual(T0.isoformat(), stored['updated_at'])
+        mock_status.return_value = _commands(result={'coreos_install': dict(
+            PROGRESS, bytes_read=1300, percent=52)})
+        stored = self.step(mock_now, later)
+        self.assertEqual(later.isoformat(), stored['updated_at'])
+        self.assertEqual(52, stored['percent'])
+
+    def test_removed_when_the_step_ends(self, mock_status, mock_next,
+                                        mock_failed, mock_now):
+        mock_status.return_value = _commands(
+            result={'coreos_install': PROGRESS})
+        self.step(mock_now, T0)
+        for status in ('SUCCEEDED', 'FAILED'):
+            mock_status.return_value = _commands(
+                status=status, result={'deploy_result': None})
+            self.assertIsNone(self.step(mock_now, T0))
+        self.assertEqual(3, mock_next.call_count)
+
+    def test_agent_without_progress(self, mock_status, mock_next,
+                                    mock_failed, mock_now):
+        for result in (None, {}, {'coreos_install': 'nonsense'},
+                       {'coreos_install': {'phase': 'hacking'}}):
+            mock_status.return_value = _commands(result=result)
+            self.assertIsNone(self.step(mock_now, T0))
+        self.assertEqual(4, mock_next.call_count)
+
+    def test_unknown_fields_not_stored(self, mock_status, mock_next,
+                                       mock_failed, mock_now):
+        mock_status.return_value = _commands(result={'coreos_install': dict(
+            PROGRESS, url='https://user:%s@example.com' % SECRET)})
+        stored = self.step(mock_now, T0)
+        self.assertNotIn('url', stored)
+        self.assertNotIn(SECRET, json.dumps(stored))
+
+    def test_other_step_not_asked(self, mock_status, mock_next, mock_failed,
+                                  mock_now):
+        self.node.deploy_step = {'interface': 'deploy', 'step': 'deploy',
+                                 'priority': 100, 'args': {}}
+        self.node.set_driver_internal_info('coreos_install', PROGRESS)
+        self.node.save()
+        self.assertIsNone(self.step(mock_now, T0))
+        mock_status.assert_not_called()
+        self.assertEqual(1, mock_next.call_count)
+
+    def test_agent_unreachable(self, mock_status, mock_next, mock_failed,
+                               mock_now):
+        mock_status.side_effect = exception.AgentConnectionFailed(
+            reason='connection refused')
+        self.assertIsNone(self.step(mock_now, T0))
+        self.assertEqual(1, mock_next.call_count)
+
+    def test_stall_fails_the_deployment(self, mock_status, mock_next,
+                                        mock_failed, mock_now):
+        self.config(install_stall_timeout=300, group='coreos')
+        mock_status.return_value = _commands(
+            result={'coreos_install': PROGRESS})
+        self.step(mock_now, T0)
+        self.step(mock_now, T0 + datetime.timedelta(seconds=300))
+        mock_failed.assert_not_called()
+        self.assertIsNone(
+            self.step(mock_now, T0 + datetime.timedelta(seconds=301)))
+        mock_failed.assert_called_once_with(mock.ANY, mock.ANY,
+                                            collect_logs=True)
+        message = mock_failed.call_args.args[1]
+        self.assertIn('no progress for 301 seconds', message)
+        self.assertIn('[coreos]install_stall_timeout = 300', message)
+        self.assertIn('stopped while writing, 48%', message)
+        # The agent's state is not processed once the deployment failed.
+        self.assertEqual(2, mock_next.call_count)
+
+    def test_no_stall_check_by_default(self, mock_status, mock_next,
+                                       mock_failed, mock_now):
+        mock_status.return_value = _commands(
+            result={'coreos_install': PROGRESS})
+        self.step(mock_now, T0)
+        self.step(mock_now, T0 + datetime.timedelta(days=1))
+        mock_failed.assert_not_called()
+
+    def test_done_phase_never_stalls(self, mock_status, mock_next,
+                                     mock_failed, mock_now):
+        self.config(install_stall_timeout=10, group='coreos')
+        mock_status.return_value = _commands(result={'coreos_install': dict(
+            PROGRESS, phase='done', percent=100)})
+        self.step(mock_now, T0)
+        self.step(mock_now, T0 + datetime.timedelta(seconds=60))
+        mock_failed.assert_not_called()
+
+    def test_clean_up_forgets(self, mock_status, mock_next, mock_failed,
+                              mock_now):
+        self.node.set_driver_internal_info('coreos_install', PROGRESS)
+        self.node.save()
+        with mock.patch.object(coreos.agent.CustomAgentDeploy, 'clean_up',
+                               autospec=True) as mock_clean_up:
+            with task_manager.acquire(self.context, self.node.uuid) as task:
+                self.deploy.clean_up(task)
+            mock_clean_up.assert_called_once_with(self.deploy, mock.ANY)
+        self.node.refresh()
+        self.assertNotIn('coreos_install', self.node.driver_internal_info)
 
 
 @mgr_utils.mock_record_keepalive
