@@ -139,10 +139,19 @@ def from_config_drive(drive, set_hostname=True, convert_network_data=True,
                                 contents=k.contents.encode('utf-8'),
                                 mode=k.mode)
                      for k in keyfiles]
-    elif isinstance(network_data, dict) and network_data.get('services'):
-        unused.append('%s has services but no links or networks: there is '
-                      'no interface to put its DNS servers on; not used'
-                      % network_source)
+    elif isinstance(network_data, dict):
+        others = sorted(str(k) for k in network_data
+                        if k not in ('links', 'networks', 'services'))
+        if others:
+            unused.append('%s has no links or networks but the key(s) %s: '
+                          'it is not OpenStack network_data (nmstate, for '
+                          'example, is not converted); not used'
+                          % (network_source,
+                             ', '.join('"%s"' % k for k in others)))
+        elif network_data.get('services'):
+            unused.append('%s has services but no links or networks: there '
+                          'is no interface to put its DNS servers on; not '
+                          'used' % network_source)
 
     additions = merge.Additions(
         hostname=hostname,

@@ -98,6 +98,15 @@ class TestFromConfigDrive(testtools.TestCase):
         self.assertIn('no links or networks', node.unused[0])
         self.assertNotIn('192.0.2.53', node.unused[0])
 
+    def test_not_network_data_reported(self):
+        node = nodedata.from_config_drive(_drive(network_data={
+            'interfaces': [{'name': 'eth0', 'ipv4': {'address': [
+                {'ip': '192.0.2.9', 'prefix-length': 24}]}}]}))
+        self.assertEqual([], node.additions.files)
+        self.assertIn('the key(s) "interfaces": it is not OpenStack '
+                      'network_data', node.unused[0])
+        self.assertNotIn('192.0.2.9', node.unused[0])
+
     def test_vendor_data_reported(self):
         node = nodedata.from_config_drive(_drive(vendor_data={'x': 1}))
         self.assertEqual(['vendor_data not used: CoreOS reads only the '
