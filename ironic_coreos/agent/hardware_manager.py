@@ -15,7 +15,10 @@
 The agent runs on the CoreOS live system (usually in a container that sees
 the live system's root at ``[coreos]host_root``). ``install_coreos`` writes
 the user's Ignition config under the host root and runs
-``chroot <host root> coreos-installer install ... <root device>``.
+``chroot <host root> coreos-installer install ... <root device>``. When it
+reads the config drive itself (``custom-agent``, Metal3), it first merges
+the config drive's host name, SSH keys and network_data into the config,
+like the ``coreos`` deploy interface does on the conductor.
 """
 
 import collections

@@ -59,7 +59,6 @@ from ironic_coreos.engine import configdrive
 from ironic_coreos.engine import exception as engine_exc
 from ironic_coreos.engine import ignition
 from ironic_coreos.engine import installer
-from ironic_coreos.engine import merge
 from ironic_coreos.engine import nodedata
 from ironic_coreos.engine import redact
 
