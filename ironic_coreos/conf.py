@@ -40,6 +40,28 @@ common_opts = [
                default=60, min=1,
                help='Timeout in seconds when the config drive is given as '
                     'a URL.'),
+    cfg.StrOpt('ssh_user',
+               default='core',
+               help='User that receives the SSH keys of the config drive '
+                    'meta_data (public_keys) in the Ignition config. Read '
+                    'by the conductor (coreos deploy interface) and by the '
+                    'agent (install_coreos reading the config drive itself, '
+                    'as with custom-agent and Metal3).'),
+    cfg.BoolOpt('convert_network_data',
+                default=True,
+                help='Convert the config drive network_data (on the '
+                     'conductor also the one Ironic generates from the '
+                     'ports) into NetworkManager keyfiles in the Ignition '
+                     'config. Read by the conductor and by the agent; when '
+                     'false, network_data is not used and this is logged.'),
+    cfg.BoolOpt('set_hostname',
+                default=True,
+                help='Write /etc/hostname from the config drive meta_data '
+                     '(hostname, else local-hostname, local_hostname, '
+                     'name) unless the Ignition config writes /etc/hostname '
+                     'itself. Read by the conductor and by the agent; when '
+                     'false, the host name is not used and this is '
+                     'logged.'),
 ]
 
 agent_opts = [
@@ -97,19 +119,6 @@ conductor_opts = [
                     'heartbeats, instead of waiting for the whole deploy '
                     'timeout. 0 (the default): off. The agent reports '
                     'progress only while coreos-installer prints it.'),
-    cfg.StrOpt('ssh_user',
-               default='core',
-               help='User that receives the SSH keys of the config drive '
-                    '(public_keys) in the Ignition config.'),
-    cfg.BoolOpt('convert_network_data',
-                default=True,
-                help='Convert the config drive network_data (or the one '
-                     'Ironic generates from the ports) into NetworkManager '
-                     'keyfiles in the Ignition config.'),
-    cfg.BoolOpt('set_hostname',
-                default=True,
-                help='Write /etc/hostname from the config drive meta_data '
-                     'hostname unless the Ignition config sets it.'),
     cfg.StrOpt('default_platform',
                default='metal',
                help='Ignition platform id of the installed system.'),

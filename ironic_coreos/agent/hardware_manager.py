@@ -15,7 +15,10 @@
 The agent runs on the CoreOS live system (usually in a container that sees
 the live system's root at ``[coreos]host_root``). ``install_coreos`` writes
 the user's Ignition config under the host root and runs
-``chroot <host root> coreos-installer install ... <root device>``.
+``chroot <host root> coreos-installer install ... <root device>``. When it
+reads the config drive itself (``custom-agent``, Metal3), it first merges
+the config drive's host name, SSH keys and network_data into the config,
+like the ``coreos`` deploy interface does on the conductor.
 """
 
 import collections
@@ -46,6 +49,7 @@ from ironic_coreos.engine import configdrive
 from ironic_coreos.engine import exception
 from ironic_coreos.engine import ignition
 from ironic_coreos.engine import installer
+from ironic_coreos.engine import nodedata
 from ironic_coreos.engine import progress
 from ironic_coreos.engine import redact
 
@@ -59,6 +63,8 @@ _SEARCH_PATH = ('/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin',
 _EFI_RETRY_DELAY = 5
 _OUTPUT_LINES_KEPT = 2000
 _LINE_SPLIT = re.compile(rb'[\r\n]')
+# What coreos-installer --copy-network copies (its default --network-dir).
+_LIVE_KEYFILE_DIR = '/etc/NetworkManager/system-connections'
 
 
 # ironic-python-agent modules that log whole nodes or steps with their
@@ -252,13 +258,25 @@ class CoreOSHardwareManager(hardware.HardwareManager):
                  {'dev': device, 'node': node_uuid})
 
     def _ignition(self, args, node, device):
-        """Find and check the Ignition config.
+        """Find and check the Ignition config; merge the node data.
+
+        With the ``ignition`` argument (the ``coreos`` deploy interface
+        passes the config it already merged on the conductor) the config is
+        installed as given. Otherwise it is the config drive's user_data,
+        merged with the config drive's host name, SSH keys and network_data
+        exactly as the ``coreos`` interface does it.
 
         :returns: the parsed config (a dict).
-        :raises: DeploymentError when there is none or it is invalid.
+        :raises: DeploymentError when there is none, it is invalid or the
+            node data cannot be merged into it.
         """
+        drive = None
         if args.ignition is not None:
             data, source = args.ignition, 'the ignition argument'
+            LOG.info('install_coreos: installing the Ignition config of the '
+                     'ignition argument as given; the config drive is not '
+                     'read (with the coreos deploy interface the conductor '
+                     'already merged it into that config)')
         else:
             source = 'the config drive user_data'
             value = (node.get('instance_info') or {}).get('configdrive')
@@ -274,6 +292,19 @@ class CoreOSHardwareManager(hardware.HardwareManager):
                     'No Ignition config: pass the "ignition" argument of '
                     'install_coreos or a config drive whose user_data is an '
                     'Ignition config')
+        config = self._check(data, source, device, report_warnings=True)
+        if drive is not None:
+            config = self._merge_node_data(config, drive, device)
+        if args.copy_network:
+            self._check_copy_network(config, args)
+        return config
+
+    def _check(self, data, source, device, report_warnings=False):
+        """Validate an Ignition config.
+
+        :returns: the parsed config (a dict).
+        :raises: DeploymentError naming every problem.
+        """
         try:
             report = ignition.check(
                 data, max_version=CONF.coreos.max_ignition_version,
@@ -283,16 +314,110 @@ class CoreOSHardwareManager(hardware.HardwareManager):
             raise errors.DeploymentError(
                 'The Ignition config from %s is not valid: %s'
                 % (source, exc)) from None
-        if report.warnings:
+        if report_warnings and report.warnings:
             LOG.warning('The Ignition config from %(src)s has warnings: '
                         '%(summary)s', {'src': source,
                                         'summary': report.summary()})
-        if report.needs_network:
+        if report_warnings and report.needs_network:
             LOG.info('The Ignition config from %s fetches resources at '
                      'first boot: the node needs network then', source)
         if report.config is not None:
             return report.config
         return ignition.parse(data)
+
+    def _merge_node_data(self, config, drive, device):
+        """Merge host name, SSH keys and network_data of the config drive.
+
+        Same engine and same rules as the ``coreos`` deploy interface: the
+        user's own values win, a real conflict fails the step. What the
+        config drive gives that is not used is logged once, with the
+        reason (never a value).
+
+        :returns: the merged config (a dict).
+        :raises: DeploymentError naming the conflict and the fix.
+        """
+        try:
+            node = nodedata.from_config_drive(
+                drive, set_hostname=CONF.coreos.set_hostname,
+                convert_network_data=CONF.coreos.convert_network_data,
+                ssh_user=CONF.coreos.ssh_user,
+                network_source='the config drive network_data')
+        except exception.NetworkDataError as exc:
+            raise errors.DeploymentError(
+                'The config drive network_data cannot be converted to '
+                'NetworkManager keyfiles: %s. Fix the network data (with '
+                'Metal3: the networkData secret), or set [coreos]'
+                'convert_network_data = false in the agent configuration '
+                'and configure the network in the Ignition config' % exc
+            ) from None
+        for message in node.moved:
+            LOG.warning('install_coreos: %s', message)
+        before = len(node.unused)
+        try:
+            merged = nodedata.merge_into(
+                config, node, max_version=CONF.coreos.max_ignition_version)
+        except exception.MergeConflict as exc:
+            raise errors.DeploymentError(
+                'The node data of the config drive (host name, SSH keys for '
+                'user %s, network keyfiles) cannot be merged into the '
+                'Ignition config from the config drive user_data: %s'
+                % (CONF.coreos.ssh_user, exc)) from None
+        except exception.InvalidArgument as exc:
+            raise errors.DeploymentError(
+                'The config drive meta_data cannot be added to the Ignition '
+                'config: %s; fix the config drive meta_data (with Metal3: '
+                'the metaData secret or the BareMetalHost name) or '
+                '[coreos]ssh_user of the agent, and deploy again' % exc
+            ) from None
+        for note in node.unused:
+            LOG.info('install_coreos: %s', note)
+        additions = node.additions
+        hostname_kept = additions.hostname and len(node.unused) == before
+        keyfiles = [f.path for f in additions.files]
+        LOG.info('install_coreos: merged the config drive node data into '
+                 'the Ignition config: host name %(host)s, %(keys)d SSH '
+                 'key(s) for user %(user)s, %(nkf)d NetworkManager '
+                 'keyfile(s)%(paths)s',
+                 {'host': ('%s (meta_data "%s")'
+                           % (additions.hostname, node.hostname_key)
+                           if hostname_kept else 'none'),
+                  'keys': len(additions.ssh_keys),
+                  'user': additions.ssh_user, 'nkf': len(keyfiles),
+                  'paths': (' (%s)' % ', '.join(keyfiles)
+                            if keyfiles else '')})
+        return self._check(merged, 'the merged Ignition config', device)
+
+    def _check_copy_network(self, config, args):
+        """Never two profiles for one interface with copy_network.
+
+        See :func:`ironic_coreos.engine.nodedata.check_copy_network`.
+
+        :raises: DeploymentError naming the keyfiles and the interface.
+        """
+        net_dir = _host_path(_LIVE_KEYFILE_DIR)
+        live = {}
+        try:
+            names = sorted(os.listdir(net_dir))
+        except OSError:
+            names = []
+        for name in names:
+            path = os.path.join(net_dir, name)
+            if not os.path.isfile(path):
+                continue
+            try:
+                with open(path, 'rb') as fp:
+                    live[name] = fp.read()
+            except OSError as exc:
+                LOG.warning('Cannot read the live keyfile %(path)s: '
+                            '%(err)s', {'path': path, 'err': exc})
+                live[name] = None
+        try:
+            message = nodedata.check_copy_network(
+                config, live, append_kargs=args.append_kargs)
+        except exception.MergeConflict as exc:
+            raise errors.DeploymentError(str(exc)) from None
+        if message:
+            LOG.info('install_coreos: %s', message)
 
     def _install(self, args, device, ignition_file, local_url, stream):
         """Run the installer, retrying transient failures.

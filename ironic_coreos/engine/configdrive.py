@@ -52,6 +52,8 @@ LOG = log.getLogger(__name__)
 MAX_SIZE = 128 * 1024 * 1024
 LABEL = 'config-2'
 KEYS = ('meta_data', 'network_data', 'user_data', 'vendor_data')
+#: meta_data keys a host name is read from, in this order.
+HOSTNAME_KEYS = ('hostname', 'local-hostname', 'local_hostname', 'name')
 
 _DICT = 'JSON object config drive'
 _JSON = 'JSON text config drive'
@@ -101,16 +103,31 @@ class ConfigDrive:
         return result
 
     @property
+    def hostname_key(self):
+        """The meta_data key the host name comes from, or None.
+
+        The first of :data:`HOSTNAME_KEYS` holding a non-blank string:
+        ``hostname`` (OpenStack, Nova), ``local-hostname`` and
+        ``local_hostname`` (cloud-init; Metal3's baremetal-operator sets
+        both to the BareMetalHost name and a metaData secret may override
+        them), ``name`` (the instance or host name).
+
+        :returns: a key of :data:`HOSTNAME_KEYS` or None.
+        """
+        for field in HOSTNAME_KEYS:
+            value = self.meta_data.get(field)
+            if isinstance(value, str) and value.strip():
+                return field
+        return None
+
+    @property
     def hostname(self):
-        """The host name from meta_data (``hostname``, else ``name``).
+        """The host name from meta_data (see :attr:`hostname_key`).
 
         :returns: a string or None.
         """
-        for field in ('hostname', 'name'):
-            value = self.meta_data.get(field)
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-        return None
+        key = self.hostname_key
+        return self.meta_data[key].strip() if key else None
 
 
 def read(value, timeout=60):

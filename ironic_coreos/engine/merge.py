@@ -20,9 +20,13 @@ The rules:
   the user's ones; SSH keys are appended after the user's keys.
 * An addition identical to what the config already has is a no-op, so
   ``merge(merge(c, a), a) == merge(c, a)``.
-* An addition that contradicts the config (another file, a directory or a
-  link at the same path, a kernel argument the config wants removed, ...)
-  raises :class:`MergeConflict` naming the JSON path and the fix.
+* The host name is the user's when the config writes ``/etc/hostname``
+  itself (a file or a link, whatever its contents): the addition is left
+  out and the caller is told (``skipped``).
+* Any other addition that contradicts the config (another file, a
+  directory or a link at the same path, a directory at ``/etc/hostname``,
+  a kernel argument the config wants removed, ...) raises
+  :class:`MergeConflict` naming the JSON path and the fix.
 * ``ignition.version`` is raised only when an addition needs a newer spec,
   to the oldest spec that has the feature, and never above ``max_version``.
 """
@@ -94,12 +98,15 @@ def data_url(contents):
     return 'data:;base64,' + base64.b64encode(contents).decode('ascii')
 
 
-def merge(config, additions, max_version=spec.NEWEST_VERSION):
+def merge(config, additions, max_version=spec.NEWEST_VERSION, skipped=None):
     """Merge ``additions`` into an Ignition ``config``.
 
     :param config: the user's Ignition config as a dict (spec 3.x).
     :param additions: an :class:`Additions`.
     :param max_version: the newest spec version the result may declare.
+    :param skipped: an optional list; for every addition left out because
+        the config has its own value (the host name), one human-readable
+        line naming the JSON path is appended (never the config's value).
     :returns: a new dict; ``config`` is not modified.
     :raises: MergeConflict if the config cannot take the additions (a
         conflicting entry, a malformed section, a spec version that would
@@ -119,6 +126,15 @@ def merge(config, additions, max_version=spec.NEWEST_VERSION):
     result = copy.deepcopy(config)
     version = _declared_version(result, max_version)
 
+    if additions.hostname is not None:
+        where = _own_hostname(result, files)
+        if where is not None:
+            files = [f for f in files if f.path != HOSTNAME_PATH]
+            if skipped is not None:
+                skipped.append(
+                    '%s: the Ignition config writes %s itself, so the host '
+                    'name of the node data is not added (the config\'s '
+                    'own wins)' % (where, HOSTNAME_PATH))
     if files:
         _merge_files(result, files)
     if keys:
@@ -286,6 +302,47 @@ def _decode_data_url(source):
         return ignition.decode_data_url(source)
     except ValueError:
         return None
+
+
+def file_contents(entry):
+    """What an Ignition ``storage.files`` entry writes, when known.
+
+    :param entry: the file entry (a dict).
+    :returns: the bytes (after decompression), ``b''`` for an entry
+        without contents, or None when they are not known here (a remote
+        source, an undecodable ``data:`` URL, an unknown compression).
+    """
+    return _user_file_bytes(entry)
+
+
+def _own_hostname(config, wanted):
+    """JSON path of the config's own /etc/hostname, if it differs.
+
+    :returns: ``$.storage.files[N]`` or ``$.storage.links[N]`` of a file
+        or link the config writes at /etc/hostname and that is not the
+        very file of the addition; None otherwise (also when the storage
+        section is malformed: the merge itself reports that).
+    """
+    item = next((f for f in wanted if f.path == HOSTNAME_PATH), None)
+    storage = config.get('storage')
+    if item is None or not isinstance(storage, dict):
+        return None
+    for kind in ('files', 'links'):
+        entries = storage.get(kind)
+        if not isinstance(entries, list):
+            continue
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                continue
+            path = entry.get('path')
+            if not isinstance(path, str) or not path:
+                continue
+            if posixpath.normpath(path) != HOSTNAME_PATH:
+                continue
+            if kind == 'files' and _same_file(entry, item):
+                return None
+            return '$.storage.%s[%d]' % (kind, index)
+    return None
 
 
 def _user_file_bytes(entry):

@@ -62,8 +62,7 @@ from ironic_coreos.engine import configdrive
 from ironic_coreos.engine import exception as engine_exc
 from ironic_coreos.engine import ignition
 from ironic_coreos.engine import installer
-from ironic_coreos.engine import merge
-from ironic_coreos.engine import network
+from ironic_coreos.engine import nodedata
 from ironic_coreos.engine import progress
 from ironic_coreos.engine import redact
 
@@ -111,13 +110,6 @@ def _sha256(data):
 def _json_bytes(config):
     return json.dumps(config, sort_keys=True,
                       separators=(',', ':')).encode('utf-8')
-
-
-def _has_network(network_data):
-    """Whether network_data describes at least one link or network."""
-    return (isinstance(network_data, dict)
-            and bool(network_data.get('links')
-                     or network_data.get('networks')))
 
 
 def _problems_text(exc):
@@ -226,7 +218,7 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         """
         if not CONF.coreos.convert_network_data:
             return None, None
-        if drive is not None and _has_network(drive.network_data):
+        if drive is not None and nodedata.has_network(drive.network_data):
             return drive.network_data, _('config drive network_data')
         if not generate:
             return None, None
@@ -253,38 +245,27 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
             return None, None
         return generated, _('network data generated from the ports')
 
-    def _additions(self, task, drive, generate_network):
-        hostname = None
-        ssh_keys = []
-        if drive is not None:
-            if CONF.coreos.set_hostname:
-                hostname = drive.hostname
-            ssh_keys = list(drive.public_keys)
-        files = []
+    def _node_data(self, task, drive, generate_network):
+        """What the config drive (or the ports) add to the Ignition config.
+
+        :returns: a :class:`ironic_coreos.engine.nodedata.NodeData`.
+        :raises: _Failure when network_data cannot be converted.
+        """
         network_data, field = self._network_data(task, drive,
                                                  generate_network)
-        if network_data is not None:
-            moved = []
-            try:
-                keyfiles = network.keyfiles_from_network_data(
-                    network_data, warnings=moved)
-            except engine_exc.NetworkDataError as e:
-                raise _Failure(
-                    field,
-                    _('cannot be converted to NetworkManager keyfiles: '
-                      '%(err)s. Fix the network data, or set '
-                      '[coreos]convert_network_data to false and configure '
-                      'the network in the Ignition config') % {'err': e})
-            for message in moved:
-                LOG.warning('Node %(node)s: %(msg)s',
-                            {'node': task.node.uuid, 'msg': message})
-            files = [merge.File(path=k.path,
-                                contents=k.contents.encode('utf-8'),
-                                mode=k.mode)
-                     for k in keyfiles]
-        return merge.Additions(hostname=hostname, ssh_keys=ssh_keys,
-                               ssh_user=CONF.coreos.ssh_user, files=files,
-                               kernel_args=[])
+        try:
+            return nodedata.from_config_drive(
+                drive, set_hostname=CONF.coreos.set_hostname,
+                convert_network_data=CONF.coreos.convert_network_data,
+                ssh_user=CONF.coreos.ssh_user, network_data=network_data,
+                network_source=field or _('config drive network_data'))
+        except engine_exc.NetworkDataError as e:
+            raise _Failure(
+                field or _('config drive network_data'),
+                _('cannot be converted to NetworkManager keyfiles: '
+                  '%(err)s. Fix the network data, or set '
+                  '[coreos]convert_network_data to false and configure '
+                  'the network in the Ignition config') % {'err': e})
 
     def _installer_options(self, task, step_args):
         """Raw installer options and where each one came from.
@@ -364,7 +345,7 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         return options, origin
 
     def _build_args(self, task, step_args, use_configdrive=True,
-                    generate_network=True):
+                    generate_network=True, notes=None):
         """Assemble and check the complete arguments of the agent step.
 
         :param task: a TaskManager instance.
@@ -373,6 +354,10 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         :param use_configdrive: read instance_info/configdrive.
         :param generate_network: generate network_data from the ports when
             there is none in the config drive (may call Neutron).
+        :param notes: an optional list; what the node data gives that is
+            not used, and why, is appended to it (one line each) and the
+            networks moved to a bond are logged, so the caller can log
+            this once per deployment.
         :returns: a tuple (args dict for the agent, ignition Report).
         :raises: _Failure naming the field and the fix.
         """
@@ -393,11 +378,10 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         else:
             config = self._check_ignition(data, field).config
 
-        additions = self._additions(task, drive, generate_network)
+        node = self._node_data(task, drive, generate_network)
         try:
-            merged = merge.merge(
-                config, additions,
-                max_version=CONF.coreos.max_ignition_version)
+            merged = nodedata.merge_into(
+                config, node, max_version=CONF.coreos.max_ignition_version)
         except engine_exc.MergeConflict as e:
             raise _Failure(
                 field or _('Ignition config'),
@@ -410,6 +394,11 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
                 _('cannot be added to the Ignition config: %(err)s; fix the '
                   'config drive (or [coreos]ssh_user) and deploy again')
                 % {'err': e})
+        if notes is not None:
+            notes.extend(node.unused)
+            for message in node.moved:
+                LOG.warning('Node %(node)s: %(msg)s',
+                            {'node': task.node.uuid, 'msg': message})
         report = self._check_ignition(
             merged, _('Ignition config merged with the node data'))
 
@@ -580,10 +569,14 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
             agent.
         """
         node = task.node
+        notes = []
         try:
-            args, report = self._build_args(task, kwargs)
+            args, report = self._build_args(task, kwargs, notes=notes)
         except _Failure as f:
             raise self._fail(task, f, exception.InstanceDeployFailure)
+        for note in notes:
+            LOG.info('Node %(node)s: %(note)s',
+                     {'node': node.uuid, 'note': note})
         if report is not None and report.warnings:
             LOG.warning('Node %(node)s: the Ignition config has warnings: '
                         '%(summary)s', {'node': node.uuid,

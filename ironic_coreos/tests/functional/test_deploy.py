@@ -141,10 +141,21 @@ class E2ETestCase(testtools.TestCase):
 class CustomAgentTest(E2ETestCase):
     """Ironic's stock custom-agent interface with deploy-step JSON."""
 
-    def _check_deployed(self, node, config):
+    def _check_deployed(self, node, config, hostname, meta_keys=()):
         info = self.installed(node)
-        # The custom-agent path installs the user's config unchanged.
-        self.assertEqual(config, json.loads(info['ignition']))
+        # The custom-agent path installs the user's config plus the host
+        # name and SSH keys of the config drive, merged by the agent.
+        installed = json.loads(info['ignition'])
+        files = installed['storage'].pop('files')
+        self.assertEqual(config['storage']['files'], files[:-1])
+        self.assertEqual('/etc/hostname', files[-1]['path'])
+        users = installed['passwd']['users']
+        self.assertEqual([KEY] + list(meta_keys),
+                         users[0].pop('sshAuthorizedKeys'))
+        expected = json.loads(json.dumps(config))
+        del expected['storage']['files']
+        del expected['passwd']['users'][0]['sshAuthorizedKeys']
+        self.assertEqual(expected, installed)
         for karg in KARGS:
             self.assertIn(karg, info['kargs'])
         self.assertNotIn('console=ttyS0', info['kargs'])
@@ -157,6 +168,10 @@ class CustomAgentTest(E2ETestCase):
         self.assertEqual(0o644, result.mode('/etc/motd'))
         self.assertTrue(os.path.isdir(result.path('/var/lib/e2e')))
         self.assertIn(KEY, result.authorized_keys('core'))
+        self.assertEqual(('%s\n' % hostname).encode(),
+                         result.read('/etc/hostname'))
+        for key in meta_keys:
+            self.assertIn(key, result.authorized_keys('core'))
 
     def test_json_config_drive(self):
         node = self.node()
@@ -166,7 +181,7 @@ class CustomAgentTest(E2ETestCase):
                                 'meta_data': {'hostname': 'node-a'}},
             deploy_steps=install_step(append_kargs=KARGS))
         self.assertActive(data, node)
-        self._check_deployed(node, config)
+        self._check_deployed(node, config, 'node-a')
         # The agent asked for nothing dangerous; the shims saw no power
         # action because Ironic powered off out of band.
         calls = [c['call'] for c in node.calls()]
@@ -183,7 +198,7 @@ class CustomAgentTest(E2ETestCase):
             node, config_drive=drive,
             deploy_steps=install_step(append_kargs=KARGS))
         self.assertActive(data, node)
-        self._check_deployed(node, config)
+        self._check_deployed(node, config, 'node-b', [META_KEY])
 
 
 class CoreOSInterfaceTest(E2ETestCase):

@@ -33,9 +33,13 @@ import requests
 from ironic_coreos.agent import disk
 from ironic_coreos.agent import hardware_manager
 from ironic_coreos.agent import progress as progress_report
+from ironic_coreos.engine import configdrive
 from ironic_coreos.engine import ignition
 from ironic_coreos.engine import installer
+from ironic_coreos.engine import merge
+from ironic_coreos.engine import nodedata
 from ironic_coreos.engine import redact
+from ironic_coreos.engine import spec
 from ironic_coreos.tests import configdrive as drives
 
 MARKER = 'SECRET-MARKER-5e3b9c'
@@ -883,3 +887,244 @@ class TestSecretFilter(Base):
         redact.install(hardware_manager._AGENT_LOGGERS)
         self.assertEqual(1, logger.filters.count(
             redact.FILTER))
+
+
+KEY = ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEBAQEBAQEBAQEBAQEBAQEBAQEBAQE'
+       'BAQEBAQEBAQEB user@x')
+META_KEY = ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAICAgICAgICAgICAgICAgICAg'
+            'ICAgICAgICAgICAgIC meta@x')
+MAC = '52:54:00:aa:bb:01'
+KEYFILE = '/etc/NetworkManager/system-connections/port0.nmconnection'
+NETWORK_DATA = {
+    'links': [{'id': 'port0', 'type': 'phy',
+               'ethernet_mac_address': MAC}],
+    'networks': [{'id': 'net0', 'type': 'ipv4', 'link': 'port0',
+                  'ip_address': '192.0.2.10', 'netmask': '255.255.255.0',
+                  'routes': [{'network': '0.0.0.0', 'netmask': '0.0.0.0',
+                              'gateway': '192.0.2.1'}]}],
+    'services': [{'type': 'dns', 'address': '192.0.2.53'}],
+}
+
+
+def _user_config(**storage):
+    config = {'ignition': {'version': '3.3.0'},
+              'passwd': {'users': [{'name': 'core',
+                                    'sshAuthorizedKeys': [KEY]}]},
+              'storage': {'files': [{'path': '/etc/motd', 'mode': 420,
+                                     'contents': {'source': 'data:,hi'}}]}}
+    for kind, entries in storage.items():
+        config['storage'].setdefault(kind, []).extend(entries)
+    return config
+
+
+def _metal3_drive(config=None, **meta):
+    """A config drive as Metal3's baremetal-operator sends it."""
+    meta_data = {'uuid': '6a4c8c0b-4ed9-4a63-8a41-6b1d3c5c0a77',
+                 'metal3-namespace': 'metal3', 'metal3-name': 'worker-0',
+                 'local-hostname': 'worker-0', 'local_hostname': 'worker-0',
+                 'name': 'worker-0', 'public_keys': {'k': META_KEY}}
+    meta_data.update(meta)
+    return {'user_data': json.dumps(config or _user_config()),
+            'meta_data': meta_data, 'network_data': NETWORK_DATA}
+
+
+def _files(config):
+    return {f['path']: f for f in config.get('storage', {}).get('files', [])}
+
+
+def _contents(entry):
+    return ignition.decode_data_url(entry['contents']['source'])
+
+
+@mock.patch.object(hardware_manager, '_is_uefi', autospec=True,
+                   return_value=False)
+@mock.patch.object(disk, 'release', autospec=True)
+@mock.patch.object(hardware_manager.time, 'sleep', autospec=True)
+@mock.patch.object(hardware, 'dispatch_to_managers', autospec=True,
+                   return_value=DEVICE)
+@mock.patch.object(hardware_manager.CoreOSHardwareManager, '_run',
+                   autospec=True)
+class TestNodeData(Base):
+    """The agent merges the config drive's node data (the Metal3 path)."""
+
+    def _install(self, mock_run, drive, **kwargs):
+        seen = []
+
+        def run(_self, argv, on_line=None):
+            path = argv[argv.index('--ignition-file') + 1]
+            with open(os.path.join(self.root, path.lstrip('/'))) as fp:
+                seen.append(json.load(fp))
+            return 0, []
+        mock_run.side_effect = run
+        self.hwm.install_coreos(_node(configdrive=drive), [], **kwargs)
+        return seen[0]
+
+    def _fails(self, mock_run, drive, **kwargs):
+        exc = self.assertRaises(errors.DeploymentError,
+                                self.hwm.install_coreos,
+                                _node(configdrive=drive), [], **kwargs)
+        mock_run.assert_not_called()
+        return str(exc)
+
+    def test_metal3_drive_merged(self, mock_run, *mocks):
+        installed = self._install(mock_run, _metal3_drive())
+        files = _files(installed)
+        self.assertEqual({'/etc/motd', '/etc/hostname', KEYFILE}, set(files))
+        self.assertEqual(b'worker-0\n', _contents(files['/etc/hostname']))
+        self.assertEqual(0o600, files[KEYFILE]['mode'])
+        text = _contents(files[KEYFILE]).decode()
+        self.assertIn('mac-address=%s' % MAC.upper(), text)
+        self.assertIn('address1=192.0.2.10/24', text)
+        self.assertIn('gateway=192.0.2.1', text)
+        self.assertIn('dns=192.0.2.53;', text)
+        self.assertEqual([KEY, META_KEY],
+                         installed['passwd']['users'][0]['sshAuthorizedKeys'])
+        # The user's own entries are kept as written.
+        self.assertEqual(_user_config()['storage']['files'][0],
+                         files['/etc/motd'])
+        self.assertIn('host name worker-0 (meta_data "local-hostname")',
+                      self.log.output)
+        # meta_data keys of no use here are named once, never their values.
+        self.assertEqual(1, self.log.output.count('"metal3-namespace"'))
+        self.assertIn('"uuid"', self.log.output)
+        self.assertNotIn('6a4c8c0b-4ed9-4a63-8a41-6b1d3c5c0a77',
+                         self.log.output)
+
+    def test_same_result_as_the_conductor_engine(self, mock_run, *mocks):
+        drive = _metal3_drive()
+        installed = self._install(mock_run, drive)
+        node = nodedata.from_config_drive(configdrive.read(drive))
+        self.assertEqual(
+            nodedata.merge_into(_user_config(), node, spec.NEWEST_VERSION),
+            installed)
+
+    def test_user_hostname_wins(self, mock_run, *mocks):
+        own = {'path': '/etc/hostname', 'mode': 420,
+               'contents': {'source': 'data:,mine%0A'}}
+        installed = self._install(
+            mock_run, _metal3_drive(_user_config(files=[own])))
+        files = _files(installed)
+        self.assertEqual(own, files['/etc/hostname'])
+        self.assertIn(KEYFILE, files)
+        self.assertIn('$.storage.files[1]: the Ignition config writes '
+                      '/etc/hostname itself', self.log.output)
+        self.assertNotIn('mine', self.log.output)
+
+    def test_metadata_secret_overrides_hostname(self, mock_run, *mocks):
+        installed = self._install(
+            mock_run, _metal3_drive(**{'local-hostname': 'w0.example.com'}))
+        self.assertEqual(b'w0.example.com\n',
+                         _contents(_files(installed)['/etc/hostname']))
+        self.assertIn('"local_hostname", "name" differ(s) from '
+                      '"local-hostname"', self.log.output)
+
+    def test_options_off(self, mock_run, *mocks):
+        self.config(set_hostname=False, convert_network_data=False,
+                    group='coreos')
+        drive = _metal3_drive()
+        del drive['meta_data']['public_keys']
+        installed = self._install(mock_run, drive)
+        self.assertEqual(_user_config(), installed)
+        self.assertIn('meta_data "local-hostname" (the host name) is not '
+                      'written to /etc/hostname: [coreos]set_hostname is '
+                      'false', self.log.output)
+        self.assertIn('the config drive network_data (1 link(s), 1 '
+                      'network(s)) is not converted into NetworkManager '
+                      'keyfiles: [coreos]convert_network_data is false',
+                      self.log.output)
+        self.assertNotIn('192.0.2.10', self.log.output)
+
+    def test_ssh_user_option(self, mock_run, *mocks):
+        self.config(ssh_user='admin', group='coreos')
+        installed = self._install(mock_run, _metal3_drive())
+        users = {u['name']: u for u in installed['passwd']['users']}
+        self.assertEqual([KEY], users['core']['sshAuthorizedKeys'])
+        self.assertEqual([META_KEY], users['admin']['sshAuthorizedKeys'])
+
+    def test_ignition_argument_not_merged_again(self, mock_run, *mocks):
+        installed = self._install(mock_run, _metal3_drive(),
+                                  ignition=_user_config())
+        self.assertEqual(_user_config(), installed)
+        self.assertIn('the config drive is not read', self.log.output)
+
+    def test_conflict_names_the_path(self, mock_run, *mocks):
+        other = {'path': KEYFILE, 'mode': 0o600,
+                 'contents': {'source': 'data:,%5Bconnection%5D%0A'}}
+        message = self._fails(mock_run,
+                              _metal3_drive(_user_config(files=[other])))
+        self.assertIn('$.storage.files[1]', message)
+        self.assertIn(KEYFILE, message)
+        self.assertIn('cannot be merged', message)
+
+    def test_user_profile_for_the_same_nic(self, mock_run, *mocks):
+        own = {'path': '/etc/NetworkManager/system-connections/mine.'
+                       'nmconnection', 'mode': 0o600,
+               'contents': {'source': merge.data_url(
+                   ('[connection]\nid=mine\ntype=ethernet\n\n[ethernet]\n'
+                    'mac-address=%s\n' % MAC.upper()).encode())}}
+        message = self._fails(mock_run,
+                              _metal3_drive(_user_config(files=[own])))
+        self.assertIn('mine.nmconnection', message)
+        self.assertIn('mac %s' % MAC, message)
+        self.assertIn('two profiles for one interface', message)
+
+    def test_bad_network_data(self, mock_run, *mocks):
+        drive = _metal3_drive()
+        drive['network_data'] = {'links': [{'id': 'p', 'type': 'phy',
+                                            'ethernet_mac_address': 'zz'}]}
+        message = self._fails(mock_run, drive)
+        self.assertIn('network_data cannot be converted', message)
+        self.assertIn('ethernet_mac_address', message)
+        self.assertIn('convert_network_data', message)
+
+    def test_bad_hostname(self, mock_run, *mocks):
+        message = self._fails(mock_run, _metal3_drive(
+            **{'local-hostname': 'not a host name'}))
+        self.assertIn('hostname', message)
+        self.assertIn('not a host name', message)
+        self.assertIn('metaData secret', message)
+
+    def _live_keyfile(self, name, mac):
+        net_dir = os.path.join(self.root, 'etc', 'NetworkManager',
+                               'system-connections')
+        os.makedirs(net_dir, exist_ok=True)
+        with open(os.path.join(net_dir, name), 'w') as fp:
+            fp.write('[connection]\nid=live\ntype=ethernet\n\n[ethernet]\n'
+                     'mac-address=%s\n\n[ipv4]\nmethod=auto\n' % mac)
+
+    def test_copy_network_live_profiles_first_boot_only(self, mock_run,
+                                                        *mocks):
+        self._live_keyfile('live.nmconnection', MAC)
+        installed = self._install(mock_run, _metal3_drive(),
+                                  copy_network=True)
+        self.assertIn(KEYFILE, _files(installed))
+        self.assertIn('--copy-network', mock_run.call_args[0][1])
+        self.assertIn("copy_network: the live system's keyfiles "
+                      "(live.nmconnection) configure the first boot's "
+                      "initramfs only; the installed system gets the 1 "
+                      "keyfile(s) of the Ignition config (port0."
+                      "nmconnection)", self.log.output)
+
+    def test_copy_network_force_persist_same_nic(self, mock_run, *mocks):
+        self._live_keyfile('live.nmconnection', MAC)
+        message = self._fails(mock_run, _metal3_drive(), copy_network=True,
+                              append_kargs=['coreos.force_persist_ip'])
+        self.assertIn('live.nmconnection', message)
+        self.assertIn(KEYFILE, message)
+        self.assertIn('mac %s' % MAC, message)
+
+    def test_copy_network_force_persist_other_nic(self, mock_run, *mocks):
+        self._live_keyfile('live.nmconnection', '52:54:00:aa:bb:99')
+        installed = self._install(mock_run, _metal3_drive(),
+                                  copy_network=True,
+                                  append_kargs=['coreos.force_persist_ip'])
+        self.assertIn(KEYFILE, _files(installed))
+        self.assertIn('no interface is named by both', self.log.output)
+
+    def test_copy_network_without_network_data(self, mock_run, *mocks):
+        self._live_keyfile('live.nmconnection', MAC)
+        drive = _metal3_drive()
+        del drive['network_data']
+        installed = self._install(mock_run, drive, copy_network=True)
+        self.assertNotIn(KEYFILE, _files(installed))
+        self.assertIn('are kept by the installed system', self.log.output)

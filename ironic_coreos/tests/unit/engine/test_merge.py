@@ -164,11 +164,12 @@ class TestMergeFiles(testtools.TestCase):
         config = {'ignition': {'version': '3.0.0'},
                   'storage': {'files': [
                       {'path': '/etc/motd'},
-                      {'path': '/etc/hostname', 'mode': 420,
+                      {'path': KEYFILE, 'mode': 0o600,
                        'contents': {'source': 'data:,SECRET-MARKER'}}]}}
-        exc = self._conflict(config, merge.Additions(hostname='n1'),
-                             '$.storage.files[1]')
-        self.assertIn('/etc/hostname', str(exc))
+        exc = self._conflict(config, merge.Additions(
+            files=[merge.File(KEYFILE, KEYFILE_BODY, 0o600)]),
+            '$.storage.files[1]')
+        self.assertIn(KEYFILE, str(exc))
         self.assertNotIn('SECRET-MARKER', str(exc))
 
     def test_different_mode_conflict(self):
@@ -181,31 +182,78 @@ class TestMergeFiles(testtools.TestCase):
             files=[merge.File(KEYFILE, KEYFILE_BODY, 0o600)]),
             '$.storage.files[0]')
 
-    def test_remote_source_conflict(self):
+    def _keyfile_conflict(self, entry):
         config = {'ignition': {'version': '3.0.0'},
-                  'storage': {'files': [{
-                      'path': '/etc/hostname', 'mode': 420,
-                      'contents': {'source': 'https://example.com/h'}}]}}
-        self._conflict(config, merge.Additions(hostname='n1'),
-                       '$.storage.files[0]')
+                  'storage': {'files': [dict(entry, path=KEYFILE)]}}
+        self._conflict(config, merge.Additions(
+            files=[merge.File(KEYFILE, KEYFILE_BODY, 0o600)]),
+            '$.storage.files[0]')
+
+    def test_remote_source_conflict(self):
+        self._keyfile_conflict({'mode': 0o600, 'contents': {
+            'source': 'https://example.com/k'}})
 
     def test_append_conflict(self):
-        config = {'ignition': {'version': '3.0.0'},
-                  'storage': {'files': [{
-                      'path': '/etc/hostname', 'mode': 420,
-                      'contents': {'source': 'data:,n1%0A'},
-                      'append': [{'source': 'data:,x'}]}]}}
-        self._conflict(config, merge.Additions(hostname='n1'),
-                       '$.storage.files[0]')
+        self._keyfile_conflict({'mode': 0o600, 'contents': {
+            'source': merge.data_url(KEYFILE_BODY)},
+            'append': [{'source': 'data:,x'}]})
 
     def test_other_owner_conflict(self):
+        self._keyfile_conflict({'mode': 0o600, 'user': {'name': 'core'},
+                                'contents': {
+                                    'source': merge.data_url(KEYFILE_BODY)}})
+
+    def _user_hostname(self, entry, kind='files'):
         config = {'ignition': {'version': '3.0.0'},
-                  'storage': {'files': [{
-                      'path': '/etc/hostname', 'mode': 420,
-                      'user': {'name': 'core'},
-                      'contents': {'source': 'data:,n1%0A'}}]}}
-        self._conflict(config, merge.Additions(hostname='n1'),
-                       '$.storage.files[0]')
+                  'storage': {kind: [{'path': '/var/x'},
+                                     dict(entry, path='/etc/hostname')]}}
+        skipped = []
+        result = merge.merge(config, merge.Additions(
+            hostname='n1', files=[merge.File(KEYFILE, KEYFILE_BODY, 0o600)]),
+            skipped=skipped)
+        # The user's host name wins; the other additions are merged.
+        self.assertEqual(config['storage'][kind],
+                         result['storage'][kind][:2])
+        self.assertIn(KEYFILE, files_of(result))
+        self.assertEqual(1 if kind == 'files' else 0, [
+            f['path'] for f in result['storage']['files']].count(
+                '/etc/hostname'))
+        self.assertEqual(1, len(skipped))
+        self.assertIn('$.storage.%s[1]' % kind, skipped[0])
+        self.assertIn('/etc/hostname', skipped[0])
+        return skipped[0]
+
+    def test_user_hostname_wins(self):
+        message = self._user_hostname(
+            {'mode': 420, 'contents': {'source': 'data:,SECRET-MARKER'}})
+        self.assertNotIn('SECRET-MARKER', message)
+
+    def test_user_remote_hostname_wins(self):
+        self._user_hostname({'contents': {'source': 'https://e.com/h'}})
+
+    def test_user_hostname_other_owner_wins(self):
+        self._user_hostname({'mode': 420, 'user': {'name': 'core'},
+                             'contents': {'source': 'data:,n1%0A'}})
+
+    def test_user_hostname_link_wins(self):
+        self._user_hostname({'target': '/run/hostname'}, kind='links')
+
+    def test_user_hostname_without_skipped_list(self):
+        config = {'ignition': {'version': '3.0.0'},
+                  'storage': {'files': [{'path': '/etc/hostname',
+                                         'contents': {'source': 'data:,x'}}]}}
+        self.assertEqual(config, merge.merge(config,
+                                             merge.Additions(hostname='n1')))
+
+    def test_identical_hostname_not_reported(self):
+        config = {'ignition': {'version': '3.0.0'},
+                  'storage': {'files': [{'path': '/etc/hostname',
+                                         'contents': {
+                                             'source': 'data:,n1%0A'}}]}}
+        skipped = []
+        self.assertEqual(config, merge.merge(
+            config, merge.Additions(hostname='n1'), skipped=skipped))
+        self.assertEqual([], skipped)
 
     def test_root_owner_is_same(self):
         config = {'ignition': {'version': '3.0.0'},
@@ -225,10 +273,11 @@ class TestMergeFiles(testtools.TestCase):
 
     def test_link_conflict(self):
         config = {'ignition': {'version': '3.0.0'},
-                  'storage': {'links': [{'path': '/etc/hostname',
-                                         'target': '/run/hostname'}]}}
-        exc = self._conflict(config, merge.Additions(hostname='n1'),
-                             '$.storage.links[0]')
+                  'storage': {'links': [{'path': KEYFILE,
+                                         'target': '/run/k'}]}}
+        exc = self._conflict(config, merge.Additions(
+            files=[merge.File(KEYFILE, KEYFILE_BODY, 0o600)]),
+            '$.storage.links[0]')
         self.assertIn('a link', str(exc))
 
     def test_link_at_parent_conflict(self):
@@ -723,10 +772,14 @@ class TestMergeProperties(testtools.TestCase):
             self.assertTrue(_is_prefix(entries,
                                        result['kernelArguments'][kind]))
 
-    def _check_added(self, result, adds):
+    def _check_added(self, result, adds, skipped=()):
         written = files_of(result)
         expected = list(adds.files)
-        if adds.hostname:
+        if skipped:
+            # The user's own /etc/hostname won.
+            self.assertEqual(1, len(skipped))
+            self.assertIn('/etc/hostname', skipped[0])
+        elif adds.hostname:
             expected.append(merge.File('/etc/hostname',
                                        (adds.hostname + '\n').encode()))
         for item in expected:
@@ -751,8 +804,10 @@ class TestMergeProperties(testtools.TestCase):
         report = ignition.validate(config, max_version=max_version)
         hypothesis.assume(report.valid)
         before = copy.deepcopy(config)
+        skipped = []
         try:
-            result = merge.merge(config, adds, max_version=max_version)
+            result = merge.merge(config, adds, max_version=max_version,
+                                 skipped=skipped)
         except exception.MergeConflict as exc:
             # A conflict always names the JSON path of what is in the way.
             self.assertIn('$.', str(exc))
@@ -760,7 +815,7 @@ class TestMergeProperties(testtools.TestCase):
             return
         self.assertEqual(before, config)
         self._check_preserved(config, result)
-        self._check_added(result, adds)
+        self._check_added(result, adds, skipped)
         merged_report = ignition.validate(result, max_version=max_version)
         self.assertTrue(merged_report.valid, merged_report.summary())
         self.assertEqual(result, merge.merge(result, adds,

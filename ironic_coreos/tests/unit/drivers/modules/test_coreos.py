@@ -244,6 +244,35 @@ class InstallCoreOSTestCase(CoreOSTestBase):
         self.assertMerged(config)
         self.assertNoSecrets()
 
+    def test_metal3_meta_data(self, mock_execute, mock_client):
+        meta = {'uuid': 'bmh-uid-1', 'metal3-namespace': 'ns',
+                'metal3-name': 'node-1', 'local-hostname':
+                'node-1.example.com', 'local_hostname': 'node-1',
+                'name': 'node-1', 'public_keys': {'k': SSH_KEY}}
+        self.set_instance_info(configdrive=json_configdrive(
+            user_data=json.dumps(USER_CONFIG), meta_data=meta))
+        args = self.run_step(mock_execute)
+        self.assertMerged(args['ignition'])
+        # Unused parts are logged once (install_coreos only), by key name.
+        self.assertEqual(1, self.logger.output.count(
+            '"metal3-name", "metal3-namespace", "uuid" not used'))
+        self.assertEqual(1, self.logger.output.count(
+            '"local_hostname", "name" differ(s) from "local-hostname"'))
+        self.assertNotIn('bmh-uid-1', self.logger.output)
+
+    def test_user_hostname_wins(self, mock_execute, mock_client):
+        config = copy.deepcopy(USER_CONFIG)
+        config['storage']['files'].append(
+            {'path': '/etc/hostname', 'mode': 420,
+             'contents': {'source': 'data:,mine'}})
+        self.set_instance_info(configdrive=json_configdrive(
+            user_data=config))
+        args = self.run_step(mock_execute)
+        self.assertEqual((b'mine', 420),
+                         decode_file(args['ignition'], '/etc/hostname'))
+        self.assertIn('the Ignition config writes /etc/hostname itself',
+                      self.logger.output)
+
     def test_network_on_bond_member_is_moved_and_logged(self, mock_execute,
                                                         mock_client):
         network_data = {
