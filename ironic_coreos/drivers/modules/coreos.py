@@ -35,7 +35,6 @@ is touched:
 """
 
 import difflib
-import hashlib
 import json
 from urllib import parse as urlparse
 
@@ -100,15 +99,6 @@ class _Failure(Exception):
         self.message = message
 
 
-def _sha256(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def _json_bytes(config):
-    return json.dumps(config, sort_keys=True,
-                      separators=(',', ':')).encode('utf-8')
-
-
 def _has_network(network_data):
     """Whether network_data describes at least one link or network."""
     return (isinstance(network_data, dict)
@@ -129,12 +119,6 @@ def _problems_text(exc):
     if not lines:
         return str(exc)
     return '; '.join(lines)
-
-
-# Ironic modules that log what the agent reports about a deploy step,
-# including the step's arguments (the Ignition config).
-_IRONIC_AGENT_LOGGERS = ('ironic.drivers.modules.agent_base',
-                         'ironic.drivers.modules.agent_client')
 
 
 def effective_automated_clean(node):
@@ -160,7 +144,11 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
 
     def __init__(self):
         super().__init__()
-        redact.install(_IRONIC_AGENT_LOGGERS)
+        # NOTE(coreos): Ironic logs deploy steps with their arguments (the
+        # Ignition config, a pull secret) and nodes with their
+        # instance_info from many modules; hide them in every record of
+        # the conductor process, for every deploy interface.
+        redact.install()
 
     # ------------------------------------------------------------------
     # Assembling the arguments
@@ -591,13 +579,14 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
                         'installing the image of the live system instead '
                         '(give image_url to install another one)',
                         {'node': node.uuid, 'src': image_source})
-        config_bytes = _json_bytes(args['ignition'])
+        config_bytes = redact.config_bytes(args['ignition'])
         LOG.info('Node %(node)s: handing %(step)s to the agent: Ignition '
                  'config of %(size)d bytes (sha256 %(sha)s), image %(image)s'
                  '%(checksum)s%(secret)s, %(kargs)d kernel argument(s) to '
                  'append',
                  {'node': node.uuid, 'step': STEP_NAME,
-                  'size': len(config_bytes), 'sha': _sha256(config_bytes),
+                  'size': len(config_bytes),
+                  'sha': redact.digest(config_bytes),
                   'image': (redact.url(args['image_url'])
                             if args.get('image_url')
                             else 'of the live system'),
