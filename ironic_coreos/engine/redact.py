@@ -157,8 +157,7 @@ def redact_record(record):
 
 
 class SecretFilter(logging.Filter):
-    """A logging filter that hides secrets in a record (see
-    :func:`redact_record`)."""
+    """A logging filter that hides secrets (see :func:`redact_record`)."""
 
     def filter(self, record):
         redact_record(record)
@@ -175,7 +174,8 @@ class _RecordFactory:
         record = self.previous(*args, **kwargs)
         try:
             redact_record(record)
-        except Exception:  # noqa: BLE001 - logging must never fail
+        except Exception:
+            # NOTE: logging must never fail because of the redaction.
             pass
         return record
 

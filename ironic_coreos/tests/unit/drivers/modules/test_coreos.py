@@ -26,7 +26,6 @@ from ironic.conductor import deployments
 from ironic.conductor import steps as conductor_steps
 from ironic.conductor import task_manager
 from ironic.conductor import utils as manager_utils
-from ironic.drivers.modules import agent_base
 from ironic.drivers.modules import agent_client
 from ironic.drivers.modules import deploy_utils
 from ironic.drivers.modules import fake
@@ -935,7 +934,7 @@ class DeployFlowTestCase(mgr_utils.ServiceSetUpMixin, CoreOSTestBase):
                       mock_power.call_args_list)
 
     def test_requested_step_secrets_never_logged(self, mock_power,
-                                                mock_boot):
+                                                 mock_boot):
         steps = [{'interface': 'deploy', 'step': 'install_coreos',
                   'priority': 80,
                   'args': {'ignition': USER_CONFIG,
@@ -951,7 +950,7 @@ class DeployFlowTestCase(mgr_utils.ServiceSetUpMixin, CoreOSTestBase):
         self.assertIn("'ignition': '<hidden>'", self.logger.output)
 
     def test_deploy_template_secrets_never_logged(self, mock_power,
-                                                 mock_boot):
+                                                  mock_boot):
         objects.DeployTemplate(
             self.context, uuid=uuidutils.generate_uuid(),
             name='CUSTOM_COREOS_SECRET',
