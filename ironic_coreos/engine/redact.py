@@ -127,16 +127,31 @@ def redact(value, depth=0):
     return value
 
 
+def _mentions_secret(text):
+    return any(key in text for key in SECRET_KEYS)
+
+
 def redact_record(record):
     """Hide secrets in a log record, in place.
 
-    The message is formatted with redacted copies of its arguments, then
-    the formatted text is redacted again (objects such as a node print
-    their fields, secrets included, in their ``str()``). The record keeps
-    the resulting text and no arguments.
+    The record keeps the formatted message and no arguments. When the
+    message names a secret key, it is formatted with redacted copies of
+    its arguments, and the text is redacted again (objects such as a node
+    print their fields, secrets included, in their ``str()``). Records that
+    name no secret key cost one formatting, which a handler would do
+    anyway.
 
     :param record: a :class:`logging.LogRecord`.
     """
+    try:
+        text = record.getMessage()
+    except Exception:
+        # NOTE: a broken format string is the handler's to report; give
+        # it redacted arguments.
+        text = None
+    if text is not None and not _mentions_secret(text):
+        record.msg, record.args = text, ()
+        return
     args = record.args
     if args:
         if isinstance(args, dict):
@@ -149,8 +164,6 @@ def redact_record(record):
     try:
         text = record.getMessage()
     except Exception:
-        # NOTE: a broken format string is the handler's to report; the
-        # arguments it gets are the redacted ones.
         return
     record.msg = redact_text(text)
     record.args = ()
