@@ -348,7 +348,7 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         return options, origin
 
     def _build_args(self, task, step_args, use_configdrive=True,
-                    generate_network=True):
+                    generate_network=True, require_ignition=True):
         """Assemble and check the complete arguments of the agent step.
 
         :param task: a TaskManager instance.
@@ -357,6 +357,9 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         :param use_configdrive: read instance_info/configdrive.
         :param generate_network: generate network_data from the ports when
             there is none in the config drive (may call Neutron).
+        :param require_ignition: fail when there is no Ignition config at
+            all; False while arguments requested with ``--deploy-steps``
+            are not known yet.
         :returns: a tuple (args dict for the agent, ignition Report).
         :raises: _Failure naming the field and the fix.
         """
@@ -365,7 +368,8 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
 
         drive = self._read_configdrive(task) if use_configdrive else None
         data, field = self._ignition_source(task, step_args, drive)
-        if data is None and use_configdrive and drive is None:
+        if (data is None and use_configdrive and drive is None
+                and require_ignition):
             raise _Failure(
                 _('Ignition config'),
                 _('none given: pass a config drive (its user_data is the '
@@ -520,7 +524,11 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
             step_args = self._template_step_args(task)
             if step_args is not None:
                 try:
-                    self._build_args(task, step_args)
+                    # NOTE(coreos): the Ignition config may come as an
+                    # argument given with --deploy-steps, which Ironic
+                    # stores only after prepare: deploy() requires it.
+                    self._build_args(task, step_args,
+                                     require_ignition=False)
                 except _Failure as f:
                     raise self._fail(task, f, exception.InstanceDeployFailure)
         super().prepare(task)

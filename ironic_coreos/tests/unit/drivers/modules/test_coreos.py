@@ -949,6 +949,26 @@ class DeployFlowTestCase(mgr_utils.ServiceSetUpMixin, CoreOSTestBase):
         self.assertNoSecrets()
         self.assertIn("'ignition': '<hidden>'", self.logger.output)
 
+    def test_ignition_only_as_step_argument(self, mock_power, mock_boot):
+        steps = [{'interface': 'deploy', 'step': 'install_coreos',
+                  'priority': 80, 'args': {'ignition': USER_CONFIG}}]
+        self.deploy_node(deploy_steps=steps)
+        self.assertEqual(states.DEPLOYWAIT, self.node.provision_state,
+                         self.node.last_error)
+        self.assertIn(mock.call(mock.ANY, states.REBOOT),
+                      mock_power.call_args_list)
+
+    def test_no_ignition_anywhere_fails_before_boot(self, mock_power,
+                                                    mock_boot):
+        steps = [{'interface': 'deploy', 'step': 'install_coreos',
+                  'priority': 80, 'args': {'platform': 'metal'}}]
+        self.deploy_node(deploy_steps=steps)
+        self.assertEqual(states.DEPLOYFAIL, self.node.provision_state)
+        self.assertIn('Ignition config: none given', self.node.last_error)
+        # The ramdisk was never booted.
+        self.assertNotIn(mock.call(mock.ANY, states.REBOOT),
+                         mock_power.call_args_list)
+
     def test_deploy_template_secrets_never_logged(self, mock_power,
                                                   mock_boot):
         objects.DeployTemplate(
