@@ -778,12 +778,14 @@ class TestRun(Base):
 
     def test_timeout_stops_the_installer(self):
         self.config(install_timeout=1, group='coreos')
+        # NOTE: on a loaded machine the child may not even have printed
+        # within the second: only the outcome is asserted, not the timing.
         code, lines = self.hwm._run(
             [sys.executable, '-c',
              'import time; print("Downloading", flush=True); '
              'time.sleep(60)'])
         self.assertNotEqual(0, code)
-        self.assertEqual('Downloading', lines[0])
+        self.assertIn(lines[:-1], ([], ['Downloading']))
         self.assertIn('stopped after 1 seconds', lines[-1])
         self.assertIn('stopped after 1 seconds',
                       installer.last_error_line(lines))
