@@ -31,8 +31,11 @@ printf '%s\n' "${PINS[@]}" > "$WORK/pins.txt"
     -r "$TOP_DIR/doc/requirements.txt" \
     "${TOOLS[@]}"
 
+"$WORK/venv/bin/pip" freeze --exclude-editable \
+    | grep -v -i -E '^ironic[-_]coreos( |==|@)' \
+    | LC_ALL=C sort -f > "$WORK/freeze.txt"
 for pin in "${PINS[@]}"; do
-    if ! "$WORK/venv/bin/pip" freeze | grep -qixF "$pin"; then
+    if ! grep -qixF "$pin" "$WORK/freeze.txt"; then
         echo "update-constraints: $pin was not kept" >&2
         exit 1
     fi
@@ -43,9 +46,7 @@ done
         "($("$WORK/venv/bin/python" -c \
             'import sys; print("Python %d.%d" % sys.version_info[:2])'))."
     echo "# Regenerate with tools/update-constraints.sh."
-    "$WORK/venv/bin/pip" freeze --exclude-editable \
-        | grep -v -i '^ironic-coreos==' \
-        | LC_ALL=C sort -f
+    cat "$WORK/freeze.txt"
 } > "$WORK/constraints.txt"
 mv "$WORK/constraints.txt" "$OUTPUT"
 echo "update-constraints: wrote $(grep -vc '^#' "$OUTPUT") pins to $OUTPUT"
