@@ -3,7 +3,8 @@
 # the unit tests and the end-to-end tests (real Ironic, real agents).
 #
 # Usage (as root): tools/run-tests.sh [TOX_ENVS]
-# TOX_ENVS defaults to pep8,docs,py3,functional.
+# TOX_ENVS defaults to pep8,docs,py3,functional. With
+# IRONIC_COREOS_REQUIRE_ALL=1 (.ci/run sets it) a skipped test fails the run.
 
 set -o errexit
 set -o nounset

@@ -33,9 +33,13 @@ LOG = log.getLogger(__name__)
 User = collections.namedtuple('User', ['kind', 'device', 'detail'])
 """Something that holds the disk.
 
-``kind`` is ``mount``, ``swap``, ``md`` or ``dm``; ``device`` the
+``kind`` is ``mount`` (in the agent's own mount namespace), ``host-mount``
+(in the live system's), ``swap``, ``md`` or ``dm``; ``device`` the
 ``/dev`` path concerned; ``detail`` the mount point, the held device, etc.
 """
+
+_MOUNTED_AT = 'mounted at '
+_ON_HOST = ' on the live system'
 
 
 class DiskBusy(Exception):
@@ -92,18 +96,29 @@ def _split_lvm_name(name):
     return parts[0].replace('--', '-'), parts[1].replace('--', '-')
 
 
+def _host_mount_ns(host_root):
+    """The live system's mount namespace, as the agent sees it."""
+    return os.path.join(host_root, 'proc', '1', 'ns', 'mnt')
+
+
 def _mount_tables(host_root, procfs):
-    tables = [os.path.join(procfs, 'mounts')]
+    """Mounts of the agent's namespace and, in a container, the host's.
+
+    :returns: a list of (source, mount point, on the host?).
+    """
+    tables = [(os.path.join(procfs, 'mounts'), False)]
     if os.path.normpath(host_root) != '/':
         # NOTE: the agent container sees its own mounts in /proc; the live
         # system's are visible through its proc when it is bind-mounted.
-        tables.append(os.path.join(host_root, 'proc', '1', 'mounts'))
+        tables.append((os.path.join(host_root, 'proc', '1', 'mounts'),
+                       True))
     entries = []
-    for table in tables:
+    for table, on_host in tables:
         for line in (_read(table) or '').splitlines():
             fields = line.split()
             if len(fields) >= 2:
-                entries.append((fields[0], fields[1].replace('\\040', ' ')))
+                entries.append((fields[0], fields[1].replace('\\040', ' '),
+                                on_host))
     return entries
 
 
@@ -163,9 +178,9 @@ def find_users(device, host_root='/', sysfs='/sys', procfs='/proc'):
                     and '/dev/%s' % _kname(source) in names))
 
     mounts = []
-    for source, mountpoint in _mount_tables(host_root, procfs):
-        if ours(source) and (source, mountpoint) not in mounts:
-            mounts.append((source, mountpoint))
+    for entry in _mount_tables(host_root, procfs):
+        if ours(entry[0]) and entry not in mounts:
+            mounts.append(entry)
     # NOTE: unmount the deepest mount points first.
     mounts.sort(key=lambda item: -len(item[1]))
     swaps = []
@@ -173,7 +188,9 @@ def find_users(device, host_root='/', sysfs='/sys', procfs='/proc'):
         fields = line.split()
         if fields and ours(fields[0]):
             swaps.append(User('swap', fields[0], 'active swap'))
-    return ([User('mount', s, 'mounted at %s' % m) for s, m in mounts]
+    return ([User('host-mount', s, _MOUNTED_AT + m + _ON_HOST) if on_host
+             else User('mount', s, _MOUNTED_AT + m)
+             for s, m, on_host in mounts]
             + swaps + users)
 
 
@@ -186,10 +203,17 @@ def describe(users):
     return '; '.join('%s %s' % (u.device, u.detail) for u in users)
 
 
-def _release_one(user, sysfs):
+def _release_one(user, sysfs, host_root):
     if user.kind == 'mount':
-        mountpoint = user.detail[len('mounted at '):]
-        utils.execute('umount', mountpoint)
+        utils.execute('umount', user.detail[len(_MOUNTED_AT):])
+    elif user.kind == 'host-mount':
+        # NOTE(coreos): the agent container has a mount namespace of its
+        # own: there, umount of a live system's mount point only drops the
+        # container's copy (if any) and the live system keeps the disk
+        # busy. Unmount it in the live system's namespace.
+        mountpoint = user.detail[len(_MOUNTED_AT):-len(_ON_HOST)]
+        utils.execute('nsenter', '--mount=%s' % _host_mount_ns(host_root),
+                      '--', 'umount', mountpoint)
     elif user.kind == 'swap':
         utils.execute('swapoff', user.device)
     elif user.kind == 'md':
@@ -207,9 +231,10 @@ def _release_one(user, sysfs):
 def release(device, host_root='/', sysfs='/sys', procfs='/proc'):
     """Make sure nothing holds ``device``.
 
-    Unmounts its file systems, turns its swap off, stops software RAID
-    arrays and deactivates device-mapper / LVM devices built on it, then
-    checks again.
+    Unmounts its file systems (those of the live system in the live
+    system's mount namespace, with ``nsenter``), turns its swap off, stops
+    software RAID arrays and deactivates device-mapper / LVM devices built
+    on it, then checks again.
 
     :param device: the install device.
     :param host_root: root of the live system.
@@ -224,7 +249,7 @@ def release(device, host_root='/', sysfs='/sys', procfs='/proc'):
                 '%(users)s', {'dev': device, 'users': describe(users)})
     for user in users:
         try:
-            _release_one(user, sysfs)
+            _release_one(user, sysfs, host_root)
         except (processutils.ProcessExecutionError, OSError) as exc:
             LOG.warning('Could not release %(dev)s (%(detail)s): %(err)s',
                         {'dev': user.device, 'detail': user.detail,

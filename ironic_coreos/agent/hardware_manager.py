@@ -23,9 +23,7 @@ like the ``coreos`` deploy interface does on the conductor.
 
 import collections
 import copy
-import hashlib
 import io
-import json
 import os
 import re
 import subprocess
@@ -67,15 +65,6 @@ _LINE_SPLIT = re.compile(rb'[\r\n]')
 _LIVE_KEYFILE_DIR = '/etc/NetworkManager/system-connections'
 
 
-# ironic-python-agent modules that log whole nodes or steps with their
-# arguments (the Ignition config, the config drive).
-_AGENT_LOGGERS = ('ironic_python_agent.extensions.base',
-                  'ironic_python_agent.extensions.clean',
-                  'ironic_python_agent.extensions.deploy',
-                  'ironic_python_agent.extensions.poll',
-                  'ironic_python_agent.extensions.service')
-
-
 def _is_uefi():
     """Whether the machine booted in UEFI mode."""
     return os.path.isdir('/sys/firmware/efi')
@@ -101,10 +90,6 @@ def find_installer():
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
-
-
-def _digest(data):
-    return hashlib.sha256(data).hexdigest()
 
 
 def write_ignition(data, node_uuid=None):
@@ -136,7 +121,7 @@ def write_ignition(data, node_uuid=None):
         remove_ignition(host_file)
         raise
     LOG.info('Wrote the Ignition config (%(size)d bytes, sha256 %(sha)s) '
-             'to %(path)s', {'size': len(data), 'sha': _digest(data),
+             'to %(path)s', {'size': len(data), 'sha': redact.digest(data),
                              'path': host_file})
     inside = os.path.join(work_dir, os.path.basename(host_dir), name)
     return inside, host_file
@@ -169,7 +154,9 @@ class CoreOSHardwareManager(hardware.HardwareManager):
     def __init__(self):
         super().__init__()
         self._installer_output = collections.deque(maxlen=_OUTPUT_LINES_KEPT)
-        redact.install(_AGENT_LOGGERS)
+        # NOTE(coreos): the agent logs whole nodes (the config drive) and
+        # steps with their arguments from many modules.
+        redact.install()
 
     def evaluate_hardware_support(self):
         """Offer the step only where the installer exists.
@@ -228,7 +215,8 @@ class CoreOSHardwareManager(hardware.HardwareManager):
         device = hardware.dispatch_to_managers('get_os_install_device',
                                                permit_refresh=True)
         config = self._ignition(args, node, device)
-        data = json.dumps(config, separators=(',', ':')).encode('utf-8')
+        # NOTE(coreos): the bytes whose digest the conductor logged.
+        data = redact.config_bytes(config)
 
         try:
             inside, host_file = write_ignition(data, node_uuid)
@@ -248,6 +236,14 @@ class CoreOSHardwareManager(hardware.HardwareManager):
                     cert=cert)
                 local_url = stream.start()
             self._install(args, device, inside, local_url, stream)
+            if stream is not None:
+                # NOTE(coreos): the installer's exit status alone does not
+                # prove that it wrote the whole, verified image.
+                try:
+                    stream.check()
+                except (image_stream.ChecksumMismatch,
+                        image_stream.StreamIncomplete) as exc:
+                    raise errors.DeploymentError(str(exc)) from None
         finally:
             if stream is not None:
                 stream.stop()
@@ -452,8 +448,11 @@ class CoreOSHardwareManager(hardware.HardwareManager):
                 publisher.publish(dict(state.as_dict(), attempt=attempt))
             if code == 0:
                 return
-            if stream is not None and stream.mismatch:
-                raise errors.DeploymentError(stream.mismatch)
+            if stream is not None:
+                try:
+                    stream.check(complete=False)
+                except image_stream.ChecksumMismatch as exc:
+                    raise errors.DeploymentError(str(exc)) from None
             reason = installer.last_error_line(lines) or 'no output'
             if installer.is_transient(lines) and attempt < attempts:
                 LOG.warning('coreos-installer failed (attempt %(n)d of '

@@ -48,6 +48,10 @@ class ChecksumMismatch(Exception):
     """The image served did not have the expected digest."""
 
 
+class StreamIncomplete(Exception):
+    """The image was never served to its end."""
+
+
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -179,7 +183,7 @@ class ImageStream:
 
         with ImageStream(url, checksum=('sha256', hexdigest)) as stream:
             run_installer(stream.local_url)
-        if stream.mismatch: ...
+            stream.check()
 
     :param url: the real http(s) URL of the image (``URL.sig`` is its
         signature).
@@ -203,6 +207,8 @@ class ImageStream:
         self._timeout = timeout
         self._lock = threading.Lock()
         self.mismatch = None
+        # NOTE: True once the image was served to its end, its digest
+        # matching when a checksum was given.
         self.verified = False
         self._server = None
         self._thread = None
@@ -285,3 +291,28 @@ class ImageStream:
         if self.algorithm:
             LOG.info('Image %(url)s streamed and verified (%(algo)s)',
                      {'url': redact.url(self.url), 'algo': self.algorithm})
+
+    def check(self, complete=True):
+        """Confirm what the installer got.
+
+        :param complete: also require that the image was served to its end
+            (after the installer succeeded); False after it failed, when
+            only a mismatch matters.
+        :raises: ChecksumMismatch if the image did not have the expected
+            digest.
+        :raises: StreamIncomplete if ``complete`` and the image was not
+            served to its end (or not verified).
+        """
+        with self._lock:
+            mismatch, verified = self.mismatch, self.verified
+        if mismatch:
+            raise ChecksumMismatch(mismatch)
+        if complete and not verified:
+            raise StreamIncomplete(
+                'The installer reported success, but the image %(url)s was '
+                'not read to its end through the local stream%(check)s, so '
+                'the installed image is not known to be the right one. '
+                'Check the installer and the image server, then deploy '
+                'again.' % {'url': redact.url(self.url),
+                            'check': (' and verified (%s)' % self.algorithm
+                                      if self.algorithm else '')})

@@ -14,11 +14,16 @@
 """Keep secrets out of logs.
 
 Ignition configs, config drives and pull secrets travel inside deploy steps
-and nodes that Ironic and ironic-python-agent log as a whole. The filter
-here replaces the values of the secret keys by ``<hidden>`` in the log
-record, never in the objects the code works with.
+and nodes that Ironic and ironic-python-agent log as a whole, from many
+modules and at every level. :func:`install` makes every log record of the
+process go through :func:`redact_record`, which replaces the values of the
+secret keys by ``<hidden>`` in the record, never in the objects the code
+works with. The ``coreos`` deploy interface installs it in the conductor
+when it loads, the agent's hardware manager in the agent.
 """
 
+import hashlib
+import json
 import logging
 import urllib.parse
 
@@ -122,27 +127,113 @@ def redact(value, depth=0):
     return value
 
 
+def _mentions_secret(text):
+    return any(key in text for key in SECRET_KEYS)
+
+
+def redact_record(record):
+    """Hide secrets in a log record, in place.
+
+    The record keeps the formatted message and no arguments. When the
+    message names a secret key, it is formatted with redacted copies of
+    its arguments, and the text is redacted again (objects such as a node
+    print their fields, secrets included, in their ``str()``). Records that
+    name no secret key cost one formatting, which a handler would do
+    anyway.
+
+    :param record: a :class:`logging.LogRecord`.
+    """
+    try:
+        text = record.getMessage()
+    except Exception:
+        # NOTE: a broken format string is the handler's to report; give
+        # it redacted arguments.
+        text = None
+    if text is not None and not _mentions_secret(text):
+        record.msg, record.args = text, ()
+        return
+    args = record.args
+    if args:
+        if isinstance(args, dict):
+            args = redact(args)
+        elif isinstance(args, tuple):
+            args = tuple(redact(a) for a in args)
+        else:
+            args = redact(args)
+        record.args = args
+    try:
+        text = record.getMessage()
+    except Exception:
+        return
+    record.msg = redact_text(text)
+    record.args = ()
+
+
 class SecretFilter(logging.Filter):
-    """A logging filter that hides secret values in the record's args."""
+    """A logging filter that hides secrets (see :func:`redact_record`)."""
 
     def filter(self, record):
-        if record.args:
-            if isinstance(record.args, dict):
-                record.args = redact(record.args)
-            else:
-                record.args = tuple(redact(a) for a in record.args)
+        redact_record(record)
         return True
 
 
-FILTER = SecretFilter()
+class _RecordFactory:
+    """Wraps the process's log record factory; redacts every record."""
+
+    def __init__(self, previous):
+        self.previous = previous
+
+    def __call__(self, *args, **kwargs):
+        record = self.previous(*args, **kwargs)
+        try:
+            redact_record(record)
+        except Exception:
+            # NOTE: logging must never fail because of the redaction.
+            pass
+        return record
 
 
-def install(logger_names):
-    """Attach the secret filter to the named loggers (once each).
+def install():
+    """Redact every log record of this process, whatever its logger.
 
-    :param logger_names: names of the loggers that log steps or nodes.
+    Ironic and ironic-python-agent log deploy steps with their arguments
+    and nodes with their ``instance_info`` from many modules, at every
+    level (for example ``ironic.conductor.deployments`` at INFO,
+    ``ironic.conductor.steps`` at DEBUG). A filter on a logger only sees
+    the records of that very logger, so the redaction goes into the
+    record factory instead (:func:`logging.setLogRecordFactory`), which
+    every logger of the process uses. Records are made only for the
+    levels that are enabled. Idempotent; the previous factory is kept
+    and called first.
     """
-    for name in logger_names:
-        logger = logging.getLogger(name)
-        if FILTER not in logger.filters:
-            logger.addFilter(FILTER)
+    factory = logging.getLogRecordFactory()
+    if not isinstance(factory, _RecordFactory):
+        logging.setLogRecordFactory(_RecordFactory(factory))
+
+
+def installed():
+    """Whether :func:`install` is in effect in this process."""
+    return isinstance(logging.getLogRecordFactory(), _RecordFactory)
+
+
+def config_bytes(config):
+    """The one serialisation of an Ignition config that is logged.
+
+    Sorted keys, no white space, ASCII: the conductor and the agent
+    compute the logged digest of the same config from the same bytes,
+    and the agent writes exactly these bytes for the installer.
+
+    :param config: the parsed config (a dict).
+    :returns: bytes.
+    """
+    return json.dumps(config, sort_keys=True,
+                      separators=(',', ':')).encode('utf-8')
+
+
+def digest(data):
+    """The sha256 hex digest that logs show in place of a secret.
+
+    :param data: bytes.
+    :returns: a string of 64 hex digits.
+    """
+    return hashlib.sha256(data).hexdigest()

@@ -36,7 +36,6 @@ is touched:
 
 import datetime
 import difflib
-import hashlib
 import json
 from urllib import parse as urlparse
 
@@ -103,13 +102,6 @@ class _Failure(Exception):
         self.message = message
 
 
-def _sha256(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def _json_bytes(config):
-    return json.dumps(config, sort_keys=True,
-                      separators=(',', ':')).encode('utf-8')
 
 
 def _problems_text(exc):
@@ -125,12 +117,6 @@ def _problems_text(exc):
     if not lines:
         return str(exc)
     return '; '.join(lines)
-
-
-# Ironic modules that log what the agent reports about a deploy step,
-# including the step's arguments (the Ignition config).
-_IRONIC_AGENT_LOGGERS = ('ironic.drivers.modules.agent_base',
-                         'ironic.drivers.modules.agent_client')
 
 
 def effective_automated_clean(node):
@@ -156,7 +142,11 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
 
     def __init__(self):
         super().__init__()
-        redact.install(_IRONIC_AGENT_LOGGERS)
+        # NOTE(coreos): Ironic logs deploy steps with their arguments (the
+        # Ignition config, a pull secret) and nodes with their
+        # instance_info from many modules; hide them in every record of
+        # the conductor process, for every deploy interface.
+        redact.install()
 
     # ------------------------------------------------------------------
     # Assembling the arguments
@@ -345,7 +335,8 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         return options, origin
 
     def _build_args(self, task, step_args, use_configdrive=True,
-                    generate_network=True, notes=None):
+                    generate_network=True, notes=None,
+                    require_ignition=True):
         """Assemble and check the complete arguments of the agent step.
 
         :param task: a TaskManager instance.
@@ -358,6 +349,9 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
             not used, and why, is appended to it (one line each) and the
             networks moved to a bond are logged, so the caller can log
             this once per deployment.
+        :param require_ignition: fail when there is no Ignition config at
+            all; False while arguments requested with ``--deploy-steps``
+            are not known yet.
         :returns: a tuple (args dict for the agent, ignition Report).
         :raises: _Failure naming the field and the fix.
         """
@@ -366,7 +360,8 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
 
         drive = self._read_configdrive(task) if use_configdrive else None
         data, field = self._ignition_source(task, step_args, drive)
-        if data is None and use_configdrive and drive is None:
+        if (data is None and use_configdrive and drive is None
+                and require_ignition):
             raise _Failure(
                 _('Ignition config'),
                 _('none given: pass a config drive (its user_data is the '
@@ -526,7 +521,11 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
             step_args = self._template_step_args(task)
             if step_args is not None:
                 try:
-                    self._build_args(task, step_args)
+                    # NOTE(coreos): the Ignition config may come as an
+                    # argument given with --deploy-steps, which Ironic
+                    # stores only after prepare: deploy() requires it.
+                    self._build_args(task, step_args,
+                                     require_ignition=False)
                 except _Failure as f:
                     raise self._fail(task, f, exception.InstanceDeployFailure)
         super().prepare(task)
@@ -589,13 +588,14 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
                         'installing the image of the live system instead '
                         '(give image_url to install another one)',
                         {'node': node.uuid, 'src': image_source})
-        config_bytes = _json_bytes(args['ignition'])
+        config_bytes = redact.config_bytes(args['ignition'])
         LOG.info('Node %(node)s: handing %(step)s to the agent: Ignition '
                  'config of %(size)d bytes (sha256 %(sha)s), image %(image)s'
                  '%(checksum)s%(secret)s, %(kargs)d kernel argument(s) to '
                  'append',
                  {'node': node.uuid, 'step': STEP_NAME,
-                  'size': len(config_bytes), 'sha': _sha256(config_bytes),
+                  'size': len(config_bytes),
+                  'sha': redact.digest(config_bytes),
                   'image': (redact.url(args['image_url'])
                             if args.get('image_url')
                             else 'of the live system'),

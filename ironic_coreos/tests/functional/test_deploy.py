@@ -20,8 +20,10 @@ Needs root; skipped otherwise.
 """
 
 import base64
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -304,14 +306,12 @@ class BadInputTest(E2ETestCase):
         self.assertIn('onfig drive', error)
 
     def _coreos(self, node, **bad):
-        started = time.monotonic()
         data = self.deploy_and_wait(node, **bad)
-        elapsed = time.monotonic() - started
         self.assertEqual('deploy failed', data['provision_state'])
-        # Refused on the conductor: no agent, nothing written.
+        # Refused on the conductor: no agent, nothing written. (How fast:
+        # tools/benchmark.py measures it.)
         self.assertEqual(0, node.agent_starts)
         self.assertTrue(node.disk_is_blank())
-        self.assertLess(elapsed, 30)
         self._fix_and_redeploy(node, config_drive={
             'user_data': user_config()})
         return data['last_error']
@@ -388,10 +388,8 @@ class FaultTest(E2ETestCase):
         self._wait_for_install(node)
         node.auto_agent = False
         node.kill_agent()
-        started = time.monotonic()
         data = self.h.wait(node, timeout=self.h.callback_timeout + 60)
         self.assertFailed(data, 'Timeout reached while waiting for callback')
-        self.assertGreater(time.monotonic() - started, 10)
         node.set_faults(None)
         node.auto_agent = True
         data = self.deploy_and_wait(node, config_drive={
@@ -418,7 +416,13 @@ class FaultTest(E2ETestCase):
 
 
 class SecretTest(E2ETestCase):
-    """Ignition contents and pull secrets never reach a log."""
+    """Ignition contents and pull secrets never reach a log.
+
+    Ironic runs at DEBUG with the ``coreos`` interface enabled, so the
+    package's redaction is in the conductor process (installed when the
+    interface loads) for every deploy interface, ``custom-agent``
+    included; the agent has it through its hardware manager.
+    """
 
     MARKER = 'E2E-SECRET-IGNITION-4f1d2c'
     PULL = 'E2E-SECRET-PULL-9a7b3e'
@@ -430,25 +434,39 @@ class SecretTest(E2ETestCase):
             for form in forms:
                 self.assertNotIn(form, text, 'secret in %s' % name)
 
+    def _image_server(self, name):
+        image_dir = os.path.join(self.h.state_dir, 'images-%s' % name)
+        os.makedirs(image_dir)
+        standin_disk.make_image(os.path.join(image_dir, 'fcos.raw'))
+        standin_disk.make_signature(os.path.join(image_dir, 'fcos.raw'))
+        return self.h.serve(image_dir)
+
+    def _assert_steps_logged_hidden(self):
+        # Ironic did log the steps with their arguments, hidden.
+        text = self.h.all_logs()['ironic.log']
+        self.assertIn('remaining steps', text)
+        self.assertIn('List of the deploy steps', text)
+        self.assertIn("'ignition': '<hidden>'", text)
+        self.assertIn("'image_pull_secret': '<hidden>'", text)
+
+    def _assert_installed_with_pull_secret(self, node, server):
+        info = self.installed(node)
+        self.assertIn(self.MARKER.encode(), info['ignition'])
+        # The pull secret was really used, towards the image server only.
+        self.assertIn('Bearer %s' % self.PULL,
+                      [r['authorization'] for r in server.requests])
+        return info
+
     def test_no_secret_in_logs(self):
         node = self.node('coreos')
-        image_dir = os.path.join(self.h.state_dir, 'images-secret')
-        os.makedirs(image_dir)
-        image = standin_disk.make_image(os.path.join(image_dir, 'fcos.raw'))
-        standin_disk.make_signature(os.path.join(image_dir, 'fcos.raw'))
-        del image
-        server = self.h.serve(image_dir)
+        server = self._image_server('instance-info')
         config = user_config(marker=self.MARKER)
         data = self.deploy_and_wait(
             node, config_drive={'user_data': config},
             instance_info={'image_source': server.url_of('fcos.raw'),
                            'image_pull_secret': self.PULL})
         self.assertActive(data, node)
-        info = self.installed(node)
-        self.assertIn(self.MARKER.encode(), info['ignition'])
-        # The pull secret was really used, towards the image server only.
-        self.assertIn('Bearer %s' % self.PULL,
-                      [r['authorization'] for r in server.requests])
+        self._assert_installed_with_pull_secret(node, server)
         self._assert_absent(self.MARKER)
         self._assert_absent(self.PULL)
         # And in custom-agent mode, where the agent logs the step itself.
@@ -458,6 +476,89 @@ class SecretTest(E2ETestCase):
             deploy_steps=install_step())
         self.assertActive(data, node2)
         self._assert_absent(self.MARKER)
+
+    def _deploy_with_step_arguments(self, interface, name):
+        node = self.node(interface)
+        server = self._image_server(name)
+        data = self.deploy_and_wait(node, deploy_steps=install_step(
+            ignition=user_config(marker=self.MARKER),
+            image_url=server.url_of('fcos.raw'),
+            image_pull_secret=self.PULL))
+        self.assertActive(data, node)
+        self._assert_installed_with_pull_secret(node, server)
+        self._assert_absent(self.MARKER)
+        self._assert_absent(self.PULL)
+        self._assert_steps_logged_hidden()
+        return node
+
+    def test_step_arguments_coreos(self):
+        node = self._deploy_with_step_arguments('coreos', 'step-coreos')
+        # One config, one digest: the conductor's and the agent's match.
+        conductor = re.findall(
+            r'Node %s: handing install_coreos to the agent: Ignition config '
+            r'of (\d+) bytes \(sha256 ([0-9a-f]{64})\)' % node.uuid,
+            self.h.all_logs()['ironic.log'])
+        agent = re.findall(
+            r'Wrote the Ignition config \((\d+) bytes, sha256 '
+            r'([0-9a-f]{64})\)', node.logs())
+        self.assertEqual(1, len(conductor), 'conductor digest not logged')
+        self.assertEqual(conductor, agent)
+        self.assertEqual(
+            conductor[0][1],
+            hashlib.sha256(self.installed(node)['ignition']).hexdigest())
+
+    def test_step_arguments_custom_agent(self):
+        # Covered because this conductor loaded the coreos interface (the
+        # redaction is process-wide), not because of custom-agent.
+        self._deploy_with_step_arguments('custom-agent', 'step-custom')
+
+    def test_deploy_template_arguments(self):
+        node = self.node('coreos')
+        server = self._image_server('template')
+        trait = 'CUSTOM_E2E_COREOS_SECRET'
+        self.h.ironic.request('POST', '/v1/deploy_templates', {
+            'name': trait,
+            'steps': install_step(ignition=user_config(marker=self.MARKER),
+                                  image_url=server.url_of('fcos.raw'),
+                                  image_pull_secret=self.PULL)})
+        self.h.ironic.request('PUT', '/v1/nodes/%s/traits/%s'
+                              % (node.uuid, trait))
+        data = self.deploy_and_wait(node, instance_info={'traits': [trait]})
+        self.assertActive(data, node)
+        self._assert_installed_with_pull_secret(node, server)
+        self._assert_absent(self.MARKER)
+        self._assert_absent(self.PULL)
+        self._assert_steps_logged_hidden()
+
+
+class SecretWithoutPackageTest(E2ETestCase):
+    """custom-agent on a conductor that does not load the coreos interface.
+
+    Nothing of this package runs in such a conductor, and Ironic logs the
+    step arguments as they are: what the documentation says, shown here.
+    The agent still hides them.
+    """
+
+    harness_args = {'deploy_interfaces': ('custom-agent', 'fake')}
+    MARKER = 'E2E-UNPROTECTED-IGNITION-77c1'
+
+    def test_step_arguments_reach_ironic_log(self):
+        node = self.node()
+        data = self.deploy_and_wait(node, deploy_steps=install_step(
+            ignition=user_config(marker=self.MARKER)))
+        self.assertActive(data, node)
+        logs = self.h.all_logs()
+        self.assertIn(self.MARKER, logs['ironic.log'])
+        self.assertNotIn(self.MARKER, node.logs())
+        # The safe way on such a conductor: the config drive.
+        node2 = self.node()
+        marker = 'E2E-CONFIGDRIVE-IGNITION-5d0e'
+        data = self.deploy_and_wait(
+            node2, config_drive={'user_data': user_config(marker=marker)},
+            deploy_steps=install_step())
+        self.assertActive(data, node2)
+        for name, text in self.h.all_logs().items():
+            self.assertNotIn(marker, text, 'secret in %s' % name)
 
 
 class SafetyTest(E2ETestCase):

@@ -101,8 +101,10 @@ class TestFindUsers(Base):
     def test_everything_found_in_release_order(self):
         users = disk.find_users('/dev/sda', **self._kwargs())
         self.assertEqual([
-            disk.User('mount', '/dev/sda2', 'mounted at /boot/efi'),
-            disk.User('mount', '/dev/sda2', 'mounted at /boot'),
+            disk.User('host-mount', '/dev/sda2',
+                      'mounted at /boot/efi on the live system'),
+            disk.User('host-mount', '/dev/sda2',
+                      'mounted at /boot on the live system'),
             disk.User('mount', '/dev/mapper/vg--a-root', 'mounted at /var'),
             disk.User('swap', '/dev/sda3', 'active swap'),
             disk.User('dm', '/dev/dm-0',
@@ -117,8 +119,8 @@ class TestFindUsers(Base):
         kwargs = self._kwargs()
         kwargs['host_root'] = '/'
         users = disk.find_users('/dev/sda', **kwargs)
-        self.assertNotIn('mounted at /boot',
-                         [u.detail for u in users])
+        self.assertEqual(['mounted at /var'],
+                         [u.detail for u in users if 'mount' in u.kind])
 
     def test_describe(self):
         self.assertEqual(
@@ -147,15 +149,48 @@ class TestRelease(Base):
             return '', ''
         mock_execute.side_effect = execute
         disk.release('/dev/sda', **self._kwargs())
+        # NOTE: the live system's mounts are released in its own mount
+        # namespace: an umount in the agent container's namespace only
+        # drops the container's copy of a mount (shown with unshare(1):
+        # the original namespace keeps it). The VM lab shows it with the
+        # real agent container.
+        host_ns = '--mount=%s/proc/1/ns/mnt' % self.host_root
         self.assertEqual([
-            mock.call('umount', '/boot/efi'),
-            mock.call('umount', '/boot'),
+            mock.call('nsenter', host_ns, '--', 'umount', '/boot/efi'),
+            mock.call('nsenter', host_ns, '--', 'umount', '/boot'),
             mock.call('umount', '/var'),
             mock.call('swapoff', '/dev/sda3'),
             mock.call('vgchange', '-an', 'vg-a'),
             mock.call('mdadm', '--stop', '/dev/md127'),
         ], mock_execute.call_args_list)
         self.assertIn('is in use, freeing it', self.log.output)
+
+    def test_container_copy_and_host_mount_both_released(self,
+                                                         mock_execute):
+        # The container's copy of the live system's /boot (under the host
+        # root) and the live system's own /boot both hold the disk.
+        copy = os.path.join(self.host_root, 'boot')
+        self._proc('mounts', ['/dev/sda2 %s ext4 rw 0 0' % copy])
+        self._proc('swaps', ['Filename Type Size Used Priority'])
+        shutil.rmtree(self._sys('class/block/sda1/holders/md127'))
+        with open(os.path.join(self.host_root, 'proc', '1', 'mounts'),
+                  'w') as fp:
+            fp.write('/dev/sda2 /boot ext4 rw 0 0\n')
+
+        def execute(*argv):
+            if argv[0] == 'nsenter':
+                open(os.path.join(self.host_root, 'proc', '1', 'mounts'),
+                     'w').close()
+            elif argv[0] == 'umount':
+                self._proc('mounts', [])
+            return '', ''
+        mock_execute.side_effect = execute
+        disk.release('/dev/sda', **self._kwargs())
+        self.assertEqual(
+            [mock.call('umount', copy),
+             mock.call('nsenter', '--mount=%s/proc/1/ns/mnt' % self.host_root,
+                       '--', 'umount', '/boot')],
+            mock_execute.call_args_list)
 
     def test_plain_device_mapper(self, mock_execute):
         self._write('class/block/dm-0/dm/uuid', 'CRYPT-LUKS2-xyz\n')

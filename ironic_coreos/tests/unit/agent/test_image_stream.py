@@ -139,6 +139,29 @@ class TestImageStream(base.IronicAgentTest):
     def test_bad_digest_aborts_before_the_end(self):
         stream = self._stream(checksum=('sha256', '0' * 64))
         self._assert_aborted(stream)
+        exc = self.assertRaises(image_stream.ChecksumMismatch, stream.check)
+        self.assertIn('expected %s' % ('0' * 64), str(exc))
+        self.assertRaises(image_stream.ChecksumMismatch, stream.check,
+                          complete=False)
+
+    def test_check_after_complete_stream(self):
+        stream = self._stream(
+            checksum=('sha256', hashlib.sha256(IMAGE).hexdigest()))
+        self.assertRaises(image_stream.StreamIncomplete, stream.check)
+        _fetch(stream.local_url)
+        self.assertIsNone(stream.check())
+
+    def test_check_unread_stream(self):
+        stream = self._stream(
+            checksum=('sha256', hashlib.sha256(IMAGE).hexdigest()))
+        # The signature alone is not the image.
+        status, _body, _error = _fetch(stream.local_url + '.sig')
+        self.assertEqual(200, status)
+        exc = self.assertRaises(image_stream.StreamIncomplete, stream.check)
+        self.assertIn('not read to its end', str(exc))
+        self.assertIn('verified (sha256)', str(exc))
+        # After a failed install only a mismatch is an error of its own.
+        self.assertIsNone(stream.check(complete=False))
 
     def test_bad_digest_aborts_chunked(self):
         self.upstream.content_length = False

@@ -11,9 +11,11 @@
 #    under the License.
 
 
+import hashlib
 import json
 import logging
 
+import fixtures
 import testtools
 
 from ironic_coreos.engine import redact
@@ -74,9 +76,57 @@ class TestRedact(testtools.TestCase):
         self.assertNotIn(MARKER, record.getMessage())
         self.assertIn("'platform': 'metal'", record.getMessage())
 
-    def test_install_once(self):
-        name = 'ironic_coreos.tests.redact-install'
-        redact.install([name])
-        redact.install([name])
+    def test_record_of_an_object_with_secrets_in_its_str(self):
+        class Node:
+            def __str__(self):
+                return 'Node(instance_info=%r)' % {
+                    'image_pull_secret': MARKER, 'image_source': 'x'}
+        record = logging.LogRecord('x', logging.INFO, __file__, 1,
+                                   'node %s', (Node(),), None)
+        redact.redact_record(record)
         self.assertEqual(
-            1, logging.getLogger(name).filters.count(redact.FILTER))
+            "node Node(instance_info={'image_pull_secret': '<hidden>', "
+            "'image_source': 'x'})", record.getMessage())
+
+    def test_record_with_a_broken_format_keeps_redacted_args(self):
+        record = logging.LogRecord('x', logging.INFO, __file__, 1,
+                                   'two %s %s', ({'ignition': MARKER},),
+                                   None)
+        redact.redact_record(record)
+        self.assertEqual({'ignition': '<hidden>'}, record.args)
+
+    def test_install_redacts_every_logger_once(self):
+        self.addCleanup(logging.setLogRecordFactory,
+                        logging.getLogRecordFactory())
+        seen = []
+
+        def previous(*args, **kwargs):
+            record = logging.LogRecord(*args, **kwargs)
+            seen.append(record.name)
+            return record
+        logging.setLogRecordFactory(previous)
+        self.assertFalse(redact.installed())
+        redact.install()
+        redact.install()
+        self.assertTrue(redact.installed())
+        logger = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
+        step = {'args': {'ignition': {'x': MARKER}, 'platform': 'metal'}}
+        for name in ('ironic.conductor.deployments',
+                     'ironic.conductor.steps', 'anything.else'):
+            logging.getLogger(name).info('steps: %(steps)s',
+                                         {'steps': [step]})
+        # The previous factory is still called, once per record.
+        self.assertEqual(['ironic.conductor.deployments',
+                          'ironic.conductor.steps', 'anything.else'], seen)
+        self.assertEqual(3, logger.output.count("'platform': 'metal'"))
+        self.assertNotIn(MARKER, logger.output)
+
+    def test_one_digest_for_one_config(self):
+        one = {'ignition': {'version': '3.4.0'}, 'storage': {'files': []}}
+        two = {'storage': {'files': []}, 'ignition': {'version': '3.4.0'}}
+        self.assertEqual(redact.config_bytes(one), redact.config_bytes(two))
+        self.assertEqual(
+            b'{"ignition":{"version":"3.4.0"},"storage":{"files":[]}}',
+            redact.config_bytes(two))
+        self.assertEqual(hashlib.sha256(redact.config_bytes(one)).hexdigest(),
+                         redact.digest(redact.config_bytes(two)))

@@ -23,6 +23,7 @@ import fixtures
 from ironic.common import exception
 from ironic.common import states
 from ironic.conductor import configdrive_utils
+from ironic.conductor import deployments
 from ironic.conductor import steps as conductor_steps
 from ironic.conductor import task_manager
 from ironic.conductor import utils as manager_utils
@@ -45,6 +46,7 @@ from ironic_coreos.engine import redact
 from ironic_coreos.tests import configdrive as drives
 
 SECRET = 'S3CRET-PULL-TOKEN-4242'
+AGENT_URL = 'http://127.0.0.1:9999'
 MARKER = 'IGNITION-SECRET-MARKER-7a7a'
 
 SSH_KEY = ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5'
@@ -96,6 +98,16 @@ def iso_configdrive(user_data=USER_CONFIG, meta_data=META_DATA,
                             network_data=network_data, gzip_it=compress)
 
 
+def agent_answer(status='RUNNING'):
+    """What the agent answers to a command it started (HTTP 200)."""
+    response = mock.Mock(spec=requests.Response, status_code=200)
+    response.json.return_value = {
+        'id': 'c0ffee', 'command_name': 'execute_deploy_step',
+        'command_status': status, 'command_error': None,
+        'command_result': None}
+    return response
+
+
 def decode_file(config, path):
     """Contents and mode of a file of an Ignition config (data URL)."""
     for entry in config.get('storage', {}).get('files', []):
@@ -121,14 +133,14 @@ class CoreOSTestBase(db_base.DbTestCase):
             self.context, driver='fake-hardware',
             deploy_interface='coreos', boot_interface='fake',
             network_interface='noop', instance_info={},
-            driver_internal_info={'agent_url': 'http://127.0.0.1:9999'})
+            driver_internal_info={'agent_url': AGENT_URL})
         self.logger = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
         # NOTE: the database setup of Ironic's test base configures logging
-        # with disable_existing_loggers; bring ours back to capture them.
-        for name, logger in list(logging.root.manager.loggerDict.items()):
-            if ((name.startswith('ironic_coreos')
-                    or name in coreos._IRONIC_AGENT_LOGGERS)
-                    and isinstance(logger, logging.Logger)):
+        # with disable_existing_loggers; bring every logger back (Ironic's
+        # own included: they log steps and nodes) so that the secret
+        # assertions see all a conductor would log, at every level.
+        for logger in list(logging.root.manager.loggerDict.values()):
+            if isinstance(logger, logging.Logger):
                 logger.disabled = False
 
     def set_instance_info(self, **info):
@@ -177,10 +189,14 @@ class StepsTestCase(CoreOSTestBase):
         self.assertEqual(80, install[0]['priority'])
 
 
-@mock.patch.object(agent_client, 'get_client', autospec=True)
-@mock.patch.object(agent_base, 'execute_step', autospec=True,
-                   return_value=states.DEPLOYWAIT)
+@mock.patch.object(requests.Session, 'post', autospec=True)
 class InstallCoreOSTestCase(CoreOSTestBase):
+    """The out-of-band step, through Ironic's real agent client.
+
+    Only the HTTP request to the agent is replaced: Ironic's own
+    ``execute_step`` and agent client build the command (and log it)
+    as they do in a conductor.
+    """
 
     def setUp(self):
         super().setUp()
@@ -193,13 +209,18 @@ class InstallCoreOSTestCase(CoreOSTestBase):
             info.setdefault('ignition', USER_CONFIG)
         super().set_instance_info(**info)
 
-    def run_step(self, mock_execute, **step_args):
+    def run_step(self, mock_post, **step_args):
+        mock_post.return_value = agent_answer()
         with task_manager.acquire(self.context, self.node.uuid) as task:
             result = self.deploy.install_coreos(task, **step_args)
+        # Ironic's execute_step turned the agent's RUNNING into:
         self.assertEqual(states.DEPLOYWAIT, result)
-        mock_execute.assert_called_once_with(
-            mock.ANY, mock.ANY, 'deploy', client=mock.ANY)
-        step = mock_execute.call_args[0][1]
+        mock_post.assert_called_once_with(
+            mock.ANY, AGENT_URL + '/v1/commands/', params={'wait': 'false'},
+            data=mock.ANY, verify=mock.ANY, timeout=mock.ANY)
+        body = json.loads(mock_post.call_args.kwargs['data'])
+        self.assertEqual('deploy.execute_deploy_step', body['name'])
+        step = body['params']['step']
         self.assertEqual('deploy', step['interface'])
         self.assertEqual('install_coreos', step['step'])
         # The agent must accept exactly these arguments.
@@ -228,9 +249,9 @@ class InstallCoreOSTestCase(CoreOSTestBase):
         else:
             self.assertEqual([], keyfiles)
 
-    def test_json_configdrive(self, mock_execute, mock_client):
+    def test_json_configdrive(self, mock_post):
         self.set_instance_info(configdrive=json_configdrive())
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertEqual(
             {'insecure': False, 'append_kargs': [], 'delete_kargs': [],
              'console': [], 'platform': 'metal', 'copy_network': False,
@@ -244,14 +265,14 @@ class InstallCoreOSTestCase(CoreOSTestBase):
         self.assertMerged(config)
         self.assertNoSecrets()
 
-    def test_metal3_meta_data(self, mock_execute, mock_client):
+    def test_metal3_meta_data(self, mock_post):
         meta = {'uuid': 'bmh-uid-1', 'metal3-namespace': 'ns',
                 'metal3-name': 'node-1', 'local-hostname':
                 'node-1.example.com', 'local_hostname': 'node-1',
                 'name': 'node-1', 'public_keys': {'k': SSH_KEY}}
         self.set_instance_info(configdrive=json_configdrive(
             user_data=json.dumps(USER_CONFIG), meta_data=meta))
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertMerged(args['ignition'])
         # Unused parts are logged once (install_coreos only), by key name.
         self.assertEqual(1, self.logger.output.count(
@@ -260,21 +281,20 @@ class InstallCoreOSTestCase(CoreOSTestBase):
             '"local_hostname", "name" differ(s) from "local-hostname"'))
         self.assertNotIn('bmh-uid-1', self.logger.output)
 
-    def test_user_hostname_wins(self, mock_execute, mock_client):
+    def test_user_hostname_wins(self, mock_post):
         config = copy.deepcopy(USER_CONFIG)
         config['storage']['files'].append(
             {'path': '/etc/hostname', 'mode': 420,
              'contents': {'source': 'data:,mine'}})
         self.set_instance_info(configdrive=json_configdrive(
             user_data=config))
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertEqual((b'mine', 420),
                          decode_file(args['ignition'], '/etc/hostname'))
         self.assertIn('the Ignition config writes /etc/hostname itself',
                       self.logger.output)
 
-    def test_network_on_bond_member_is_moved_and_logged(self, mock_execute,
-                                                        mock_client):
+    def test_network_on_bond_member_is_moved_and_logged(self, mock_post):
         network_data = {
             'links': [
                 {'id': 'eth0', 'type': 'phy',
@@ -289,37 +309,36 @@ class InstallCoreOSTestCase(CoreOSTestBase):
         }
         self.set_instance_info(
             configdrive=json_configdrive(network_data=network_data))
-        config = self.run_step(mock_execute)['ignition']
+        config = self.run_step(mock_post)['ignition']
         data, mode = decode_file(config, KEYFILE_DIR + 'bond0.nmconnection')
         self.assertIn(b'address1=192.0.2.10/24', data)
         self.assertEqual(0o600, mode)
         self.assertIn('"eth0" is a member of bond "bond0"',
                       self.logger.output)
 
-    def test_json_configdrive_user_data_string(self, mock_execute,
-                                               mock_client):
+    def test_json_configdrive_user_data_string(self, mock_post):
         self.set_instance_info(configdrive=json_configdrive(
             user_data=json.dumps(USER_CONFIG)))
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertEqual((MARKER.encode(), 420),
                          decode_file(args['ignition'], '/etc/motd'))
         self.assertMerged(args['ignition'])
 
-    def test_iso_configdrive(self, mock_execute, mock_client):
+    def test_iso_configdrive(self, mock_post):
         self.set_instance_info(configdrive=iso_configdrive())
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertEqual((MARKER.encode(), 420),
                          decode_file(args['ignition'], '/etc/motd'))
         self.assertMerged(args['ignition'])
         self.assertNoSecrets()
 
-    def test_plain_base64_iso_configdrive(self, mock_execute, mock_client):
+    def test_plain_base64_iso_configdrive(self, mock_post):
         self.set_instance_info(configdrive=iso_configdrive(compress=False))
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertMerged(args['ignition'])
 
     @mock.patch.object(configdrive.requests, 'get', autospec=True)
-    def test_url_configdrive(self, mock_get, mock_execute, mock_client):
+    def test_url_configdrive(self, mock_get, mock_post):
         body = iso_configdrive().encode()
         response = mock.MagicMock(status_code=200)
         response.__enter__.return_value = response
@@ -327,63 +346,61 @@ class InstallCoreOSTestCase(CoreOSTestBase):
         mock_get.return_value = response
         self.set_instance_info(
             configdrive='https://swift.example.com/v1/cd?temp_url_sig=x')
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         mock_get.assert_called_once_with(
             'https://swift.example.com/v1/cd?temp_url_sig=x',
             timeout=60, stream=True)
         self.assertMerged(args['ignition'])
 
     @mock.patch.object(configdrive.requests, 'get', autospec=True)
-    def test_url_configdrive_unreachable(self, mock_get, mock_execute,
-                                         mock_client):
+    def test_url_configdrive_unreachable(self, mock_get, mock_post):
         mock_get.side_effect = requests.ConnectionError()
         self.set_instance_info(configdrive='https://swift.example.com/v1/cd')
         with task_manager.acquire(self.context, self.node.uuid) as task:
             exc = self.assertRaises(exception.InstanceDeployFailure,
                                     self.deploy.install_coreos, task)
         self.assertIn('instance_info/configdrive', str(exc))
-        self.assertFalse(mock_execute.called)
+        self.assertFalse(mock_post.called)
 
-    def test_instance_info_ignition_wins(self, mock_execute, mock_client):
+    def test_instance_info_ignition_wins(self, mock_post):
         own = {'ignition': {'version': '3.2.0'}}
         self.set_instance_info(
             ignition=own,
             configdrive=json_configdrive(user_data='#cloud-config\n'))
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertEqual('3.2.0', args['ignition']['ignition']['version'])
         self.assertIsNone(decode_file(args['ignition'], '/etc/motd')[0])
         self.assertMerged(args['ignition'])
 
-    def test_instance_info_ignition_json_string(self, mock_execute,
-                                                mock_client):
+    def test_instance_info_ignition_json_string(self, mock_post):
         self.set_instance_info(ignition=json.dumps(USER_CONFIG))
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertEqual((MARKER.encode(), 420),
                          decode_file(args['ignition'], '/etc/motd'))
         self.assertMerged(args['ignition'], hostname=False, keys=False,
                           network=False)
 
-    def test_step_arg_ignition_wins(self, mock_execute, mock_client):
+    def test_step_arg_ignition_wins(self, mock_post):
         self.set_instance_info(ignition=USER_CONFIG,
                                configdrive=json_configdrive())
-        args = self.run_step(mock_execute,
+        args = self.run_step(mock_post,
                              ignition={'ignition': {'version': '3.1.0'}})
         self.assertEqual('3.1.0', args['ignition']['ignition']['version'])
         self.assertMerged(args['ignition'])
 
-    def test_no_ignition_at_all(self, mock_execute, mock_client):
+    def test_no_ignition_at_all(self, mock_post):
         self.node.instance_info = {}
         self.node.save()
         with task_manager.acquire(self.context, self.node.uuid) as task:
             exc = self.assertRaises(exception.InstanceDeployFailure,
                                     self.deploy.install_coreos, task)
         self.assertIn('Ignition config: none given', str(exc))
-        self.assertFalse(mock_execute.called)
+        self.assertFalse(mock_post.called)
 
-    def test_keys_without_user_data(self, mock_execute, mock_client):
+    def test_keys_without_user_data(self, mock_post):
         self.set_instance_info(configdrive=json_configdrive(
             user_data=None, network_data=None))
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertEqual(
             {'ignition': {'version': '3.0.0'},
              'storage': {'files': [{
@@ -395,62 +412,61 @@ class InstallCoreOSTestCase(CoreOSTestBase):
             args['ignition'])
         self.assertNotIn('image_url', args)
 
-    def test_configdrive_without_user_data(self, mock_execute, mock_client):
+    def test_configdrive_without_user_data(self, mock_post):
         self.set_instance_info(configdrive=json_configdrive(user_data=None))
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertEqual('3.0.0', args['ignition']['ignition']['version'])
         self.assertMerged(args['ignition'])
 
-    def test_options_disabled(self, mock_execute, mock_client):
+    def test_options_disabled(self, mock_post):
         self.config(convert_network_data=False, set_hostname=False,
                     group='coreos')
         self.set_instance_info(configdrive=json_configdrive())
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertMerged(args['ignition'], hostname=False, network=False)
 
-    def test_ssh_user(self, mock_execute, mock_client):
+    def test_ssh_user(self, mock_post):
         self.config(ssh_user='admin', group='coreos')
         self.set_instance_info(configdrive=json_configdrive())
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertEqual([{'name': 'admin', 'sshAuthorizedKeys': [SSH_KEY]}],
                          args['ignition']['passwd']['users'])
 
-    def test_image_from_instance_info(self, mock_execute, mock_client):
+    def test_image_from_instance_info(self, mock_post):
         self.set_instance_info(
             ignition=USER_CONFIG,
             image_source='https://images.example.com/fcos-metal.raw.xz',
             image_os_hash_algo='sha256', image_os_hash_value=SHA256,
             image_pull_secret=SECRET)
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertEqual('https://images.example.com/fcos-metal.raw.xz',
                          args['image_url'])
         self.assertEqual('sha256:' + SHA256, args['image_checksum'])
-        # NOTE: unmasked in the step args, and only there.
+        # NOTE: unmasked in the step args, and only there: Ironic masks it
+        # in the node it sends along.
         self.assertEqual(SECRET, args['image_pull_secret'])
+        body = json.loads(mock_post.call_args.kwargs['data'])
+        self.assertNotIn(SECRET, json.dumps(body['params']['node']))
         self.assertNoSecrets()
-        self.node.refresh()
-        self.assertNotIn(SECRET, json.dumps(self.node.driver_internal_info))
-        self.assertNotIn(SECRET, json.dumps(self.node.deploy_step))
         self.assertIn('with a pull secret', self.logger.output)
 
-    def test_glance_image_installs_live_image(self, mock_execute,
-                                              mock_client):
+    def test_glance_image_installs_live_image(self, mock_post):
         self.set_instance_info(
             image_source='7d5a8b0e-6c1f-4a0f-9a52-4ae1b3c2d1e0',
             image_os_hash_algo='sha512', image_os_hash_value=SHA512)
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertNotIn('image_url', args)
         self.assertNotIn('image_checksum', args)
         self.assertIn('is a Glance image', self.logger.output)
 
-    def test_image_checksum_bare_sha512(self, mock_execute, mock_client):
+    def test_image_checksum_bare_sha512(self, mock_post):
         self.set_instance_info(
             image_source='http://images.example.com/fcos.raw.xz',
             image_checksum=SHA512)
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertEqual('sha512:' + SHA512, args['image_checksum'])
 
-    def test_instance_info_options(self, mock_execute, mock_client):
+    def test_instance_info_options(self, mock_post):
         self.set_instance_info(
             coreos_append_kargs=['console=ttyS0,115200n8', 'nosmt'],
             coreos_delete_kargs=['quiet'], coreos_console=['ttyS0,115200n8'],
@@ -458,7 +474,7 @@ class InstallCoreOSTestCase(CoreOSTestBase):
             coreos_save_partlabel=['data*'], coreos_save_partindex=['5-'],
             coreos_fetch_retries=3, coreos_insecure='true',
             coreos_preserve_on_error=False)
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         args.pop('ignition')
         self.assertEqual(
             {'append_kargs': ['console=ttyS0,115200n8', 'nosmt'],
@@ -468,7 +484,7 @@ class InstallCoreOSTestCase(CoreOSTestBase):
              'fetch_retries': 3, 'insecure': True,
              'preserve_on_error': False}, args)
 
-    def test_step_args_win(self, mock_execute, mock_client):
+    def test_step_args_win(self, mock_post):
         self.config(default_append_kargs=['ip=dhcp'], default_platform='qemu',
                     group='coreos')
         self.set_instance_info(
@@ -476,7 +492,7 @@ class InstallCoreOSTestCase(CoreOSTestBase):
             coreos_append_kargs=['nosmt'], coreos_platform='openstack',
             coreos_fetch_retries=3)
         args = self.run_step(
-            mock_execute, append_kargs=['mitigations=off'], platform='metal',
+            mock_post, append_kargs=['mitigations=off'], platform='metal',
             image_url='https://mirror.example.com/b.raw.xz',
             image_checksum='sha512:' + SHA512, preserve_on_error=False)
         self.assertEqual(['ip=dhcp', 'mitigations=off'], args['append_kargs'])
@@ -487,38 +503,38 @@ class InstallCoreOSTestCase(CoreOSTestBase):
         self.assertEqual('sha512:' + SHA512, args['image_checksum'])
         self.assertFalse(args['preserve_on_error'])
 
-    def test_step_arg_pull_secret(self, mock_execute, mock_client):
+    def test_step_arg_pull_secret(self, mock_post):
         args = self.run_step(
-            mock_execute, image_url='https://mirror.example.com/b.raw.xz',
+            mock_post, image_url='https://mirror.example.com/b.raw.xz',
             image_pull_secret=SECRET)
         self.assertEqual(SECRET, args['image_pull_secret'])
         self.assertNoSecrets()
 
-    def test_default_kargs_and_platform(self, mock_execute, mock_client):
+    def test_default_kargs_and_platform(self, mock_post):
         self.config(default_append_kargs=['ip=dhcp', 'nosmt'],
                     default_platform='qemu', group='coreos')
         self.set_instance_info(coreos_append_kargs=['nosmt', 'quiet'])
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertEqual(['ip=dhcp', 'nosmt', 'quiet'], args['append_kargs'])
         self.assertEqual('qemu', args['platform'])
 
     def test_preserve_on_error_follows_automated_clean(
-            self, mock_execute, mock_client):
+            self, mock_post):
         self.node.automated_clean = False
         self.node.save()
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertFalse(args['preserve_on_error'])
 
     def test_preserve_on_error_follows_conductor_option(
-            self, mock_execute, mock_client):
+            self, mock_post):
         self.config(automated_clean=False, group='conductor')
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertFalse(args['preserve_on_error'])
 
     @mock.patch.object(configdrive_utils, 'generate_config_metadata',
                        autospec=True)
     def test_network_data_generated_from_ports(self, mock_generate,
-                                               mock_execute, mock_client):
+                                               mock_post):
         mock_generate.return_value = copy.deepcopy(NETWORK_DATA)
         self.node.network_interface = 'flat'
         self.node.save()
@@ -526,18 +542,18 @@ class InstallCoreOSTestCase(CoreOSTestBase):
             self.context, node_id=self.node.id,
             internal_info={'tenant_vif_port_id': 'vif-1'})
         self.set_instance_info(ignition=USER_CONFIG)
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertMerged(args['ignition'], hostname=False, keys=False)
         mock_generate.assert_called_once_with(mock.ANY)
 
     @mock.patch.object(configdrive_utils, 'generate_config_metadata',
                        autospec=True)
     def test_network_data_not_generated_without_vifs(
-            self, mock_generate, mock_execute, mock_client):
+            self, mock_generate, mock_post):
         self.node.network_interface = 'flat'
         self.node.save()
         self.set_instance_info(ignition=USER_CONFIG)
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertMerged(args['ignition'], hostname=False, keys=False,
                           network=False)
         self.assertFalse(mock_generate.called)
@@ -545,19 +561,19 @@ class InstallCoreOSTestCase(CoreOSTestBase):
     @mock.patch.object(configdrive_utils, 'generate_config_metadata',
                        autospec=True)
     def test_network_data_generation_failure(self, mock_generate,
-                                             mock_execute, mock_client):
+                                             mock_post):
         mock_generate.side_effect = exception.ConfigDriveRegenerationFailure()
         self.node.network_interface = 'flat'
         self.node.save()
         obj_utils.create_test_port(
             self.context, node_id=self.node.id,
             internal_info={'tenant_vif_port_id': 'vif-1'})
-        args = self.run_step(mock_execute)
+        args = self.run_step(mock_post)
         self.assertMerged(args['ignition'], hostname=False, keys=False,
                           network=False)
         self.assertIn('could not generate network data', self.logger.output)
 
-    def test_invalid_step_arg(self, mock_execute, mock_client):
+    def test_invalid_step_arg(self, mock_post):
         with task_manager.acquire(self.context, self.node.uuid) as task:
             exc = self.assertRaises(
                 exception.InstanceDeployFailure, self.deploy.install_coreos,
@@ -565,18 +581,18 @@ class InstallCoreOSTestCase(CoreOSTestBase):
         self.assertIn('deploy step install_coreos argument "append_kargs"',
                       str(exc))
         self.assertIn('a list of strings', str(exc))
-        self.assertFalse(mock_execute.called)
+        self.assertFalse(mock_post.called)
 
-    def test_unknown_step_arg(self, mock_execute, mock_client):
+    def test_unknown_step_arg(self, mock_post):
         with task_manager.acquire(self.context, self.node.uuid) as task:
             exc = self.assertRaises(
                 exception.InstanceDeployFailure, self.deploy.install_coreos,
                 task, consoles=['ttyS0'])
         self.assertIn('argument "consoles": unknown argument; did you mean '
                       '"console"?', str(exc))
-        self.assertFalse(mock_execute.called)
+        self.assertFalse(mock_post.called)
 
-    def test_invalid_pull_secret_hidden(self, mock_execute, mock_client):
+    def test_invalid_pull_secret_hidden(self, mock_post):
         with task_manager.acquire(self.context, self.node.uuid) as task:
             exc = self.assertRaises(
                 exception.InstanceDeployFailure, self.deploy.install_coreos,
@@ -584,6 +600,66 @@ class InstallCoreOSTestCase(CoreOSTestBase):
         self.assertIn('image_pull_secret', str(exc))
         self.assertIn('only together with an image_url', str(exc))
         self.assertNoSecrets(exc)
+
+
+@mock.patch.object(requests.Session, 'post', autospec=True)
+class ConductorStepSecretsTestCase(CoreOSTestBase):
+    """Ironic's own deploy stepping with secrets, real logging at DEBUG.
+
+    Ironic logs the remaining deploy steps with their arguments at INFO
+    and saves the current step; only the HTTP request to the agent is
+    replaced.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.node.provision_state = states.DEPLOYING
+        self.node.target_provision_state = states.ACTIVE
+        self.node.save()
+
+    def run_steps(self, mock_post, args, **info):
+        mock_post.return_value = agent_answer()
+        self.set_instance_info(**info)
+        self.node.driver_internal_info = {
+            'agent_url': AGENT_URL,
+            'deploy_steps': [{'interface': 'deploy', 'step': 'install_coreos',
+                              'priority': 80, 'args': args},
+                             {'interface': 'deploy', 'step': 'boot_instance',
+                              'priority': 20, 'args': {}}]}
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            deployments.do_next_deploy_step(task, 0)
+        self.node.refresh()
+        self.assertEqual(states.DEPLOYWAIT, self.node.provision_state,
+                         self.node.last_error)
+        body = json.loads(mock_post.call_args.kwargs['data'])
+        return body['params']['step']['args']
+
+    def test_step_arguments_never_logged(self, mock_post):
+        sent = self.run_steps(
+            mock_post, {'ignition': USER_CONFIG,
+                        'image_url': 'https://mirror.example.com/b.raw.xz',
+                        'image_pull_secret': SECRET})
+        # They reached the agent, and Ironic logged the step it ran...
+        self.assertEqual(SECRET, sent['image_pull_secret'])
+        self.assertIn(MARKER, json.dumps(sent['ignition']))
+        self.assertIn('remaining steps', self.logger.output)
+        # ... without them.
+        self.assertNoSecrets()
+        self.assertIn("'image_pull_secret': '<hidden>'", self.logger.output)
+
+    def test_assembled_arguments_not_stored(self, mock_post):
+        sent = self.run_steps(
+            mock_post, {}, ignition=USER_CONFIG,
+            image_source='https://images.example.com/fcos-metal.raw.xz',
+            image_pull_secret=SECRET)
+        self.assertEqual(SECRET, sent['image_pull_secret'])
+        self.assertEqual(
+            {'interface': 'deploy', 'step': 'install_coreos',
+             'priority': 80, 'args': {}}, self.node.deploy_step)
+        self.assertNotIn(SECRET, json.dumps(self.node.driver_internal_info))
+        self.assertNotIn(MARKER, json.dumps(self.node.driver_internal_info))
+        self.assertNoSecrets()
 
 
 class ValidateTestCase(CoreOSTestBase):
@@ -1039,6 +1115,62 @@ class DeployFlowTestCase(mgr_utils.ServiceSetUpMixin, CoreOSTestBase):
         self.assertEqual(states.DEPLOYWAIT, self.node.provision_state)
         self.assertIn(mock.call(mock.ANY, states.REBOOT),
                       mock_power.call_args_list)
+
+    def test_requested_step_secrets_never_logged(self, mock_power,
+                                                 mock_boot):
+        steps = [{'interface': 'deploy', 'step': 'install_coreos',
+                  'priority': 80,
+                  'args': {'ignition': USER_CONFIG,
+                           'image_url': 'https://mirror.example.com/a.raw.xz',
+                           'image_pull_secret': SECRET}}]
+        self.deploy_node(configdrive=json_configdrive(), deploy_steps=steps)
+        self.assertEqual(states.DEPLOYWAIT, self.node.provision_state,
+                         self.node.last_error)
+        # Ironic listed the steps (DEBUG) and started them (INFO).
+        self.assertIn('List of the deploy steps', self.logger.output)
+        self.assertIn('remaining steps', self.logger.output)
+        self.assertNoSecrets()
+        self.assertIn("'ignition': '<hidden>'", self.logger.output)
+
+    def test_ignition_only_as_step_argument(self, mock_power, mock_boot):
+        steps = [{'interface': 'deploy', 'step': 'install_coreos',
+                  'priority': 80, 'args': {'ignition': USER_CONFIG}}]
+        self.deploy_node(deploy_steps=steps)
+        self.assertEqual(states.DEPLOYWAIT, self.node.provision_state,
+                         self.node.last_error)
+        self.assertIn(mock.call(mock.ANY, states.REBOOT),
+                      mock_power.call_args_list)
+
+    def test_no_ignition_anywhere_fails_before_boot(self, mock_power,
+                                                    mock_boot):
+        steps = [{'interface': 'deploy', 'step': 'install_coreos',
+                  'priority': 80, 'args': {'platform': 'metal'}}]
+        self.deploy_node(deploy_steps=steps)
+        self.assertEqual(states.DEPLOYFAIL, self.node.provision_state)
+        self.assertIn('Ignition config: none given', self.node.last_error)
+        # The ramdisk was never booted.
+        self.assertNotIn(mock.call(mock.ANY, states.REBOOT),
+                         mock_power.call_args_list)
+
+    def test_deploy_template_secrets_never_logged(self, mock_power,
+                                                  mock_boot):
+        objects.DeployTemplate(
+            self.context, uuid=uuidutils.generate_uuid(),
+            name='CUSTOM_COREOS_SECRET',
+            steps=[{'interface': 'deploy', 'step': 'install_coreos',
+                    'priority': 80,
+                    'args': {'ignition': USER_CONFIG,
+                             'image_url': 'https://mirror.example.com/a.xz',
+                             'image_pull_secret': SECRET}}]).create()
+        objects.TraitList.create(self.context, self.node.id,
+                                 ['CUSTOM_COREOS_SECRET'])
+        self.set_instance_info(traits=['CUSTOM_COREOS_SECRET'])
+        self.deploy_node(configdrive=json_configdrive())
+        self.assertEqual(states.DEPLOYWAIT, self.node.provision_state,
+                         self.node.last_error)
+        self.assertIn('remaining steps', self.logger.output)
+        self.assertNoSecrets()
+        self.assertIn("'image_pull_secret': '<hidden>'", self.logger.output)
 
     def test_unknown_step_arg_rejected(self, mock_power, mock_boot):
         bad = [{'interface': 'deploy', 'step': 'install_coreos',
