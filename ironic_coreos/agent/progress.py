@@ -18,9 +18,10 @@ its own. It does read the agent's command list on every heartbeat, and the
 running command's entry has a ``command_result`` that stays empty until the
 step returns. While ``install_coreos`` runs, its progress is published
 there under :data:`ironic_coreos.engine.progress.KEY`; the step's real
-result replaces it when the step ends. A heartbeat is asked for when the progress changed, at most once
-per ``[coreos]progress_report_interval`` seconds, so the conductor sees it
-without waiting for the next regular heartbeat.
+result replaces it when the step ends. A heartbeat is asked for when the
+progress changed, at most once per ``[coreos]progress_report_interval``
+seconds, so the conductor sees it without waiting for the next regular
+heartbeat.
 """
 
 import threading
