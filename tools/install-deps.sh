@@ -11,16 +11,27 @@ set -o pipefail
 
 TOP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PACKAGES=(
+    buildah
+    ca-certificates
     dosfstools
     e2fsprogs
     fdisk
+    fuse-overlayfs
     ignition
     iproute2
+    mmdebstrap
     mtools
     network-manager
     parted
+    podman
+    runc
+    skopeo
+    slirp4netns
+    systemd
+    uidmap
     util-linux
     xz-utils
+    zstd
 )
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -37,8 +48,9 @@ for pkg in "${PACKAGES[@]}"; do
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        --no-install-recommends "${missing[@]}"
 fi
 
 if [[ ! -x $TOP_DIR/.venv/bin/tox ]]; then
