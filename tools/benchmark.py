@@ -12,7 +12,9 @@
 
 """Time deployments of simulated nodes through the real Ironic and agent.
 
-Run as root: ``python tools/benchmark.py [--samples 3] [--json FILE]``.
+Run as root: ``python tools/benchmark.py [--samples 3] [--json FILE]``,
+or ``python tools/benchmark.py image [--rebuild]`` for the agent image
+(see :func:`run_image`).
 One Ironic, sixteen simulated nodes (network namespace, loop device disk,
 real ironic-python-agent), the coreos-installer stand-in. Prints, for this
 machine:
@@ -38,7 +40,9 @@ Not a test: it asserts nothing but that deployments end where expected.
 """
 
 import argparse
+import collections
 import concurrent.futures
+import gzip
 import hashlib
 import json
 import os
@@ -47,9 +51,11 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 
+from ironic_coreos.tests.functional.harness import agent_image
 from ironic_coreos.tests.functional.harness import core
 from ironic_coreos.tests.functional.harness import fixtures
 from ironic_coreos.tests.functional.standin import disk as standin_disk
@@ -314,17 +320,168 @@ def run_media(args):
             json.dump({'iso_mib': args.media_size, 'dense': args.dense,
                        'rows': rows, 'benchmark_rss_mib': self_rss}, f,
                       indent=2)
+
+
+MIB = 1024 * 1024
+SITE_PACKAGES = 'opt/ironic-agent/lib/python3.11/site-packages/'
+
+
+def _layers(image):
+    """The image's layers as uncompressed tar files in a temp directory."""
+    tmp = tempfile.mkdtemp(prefix='ic-bench-image-')
+    agent_image.podman('save', '--quiet', '--format', 'oci-dir',
+                       '--uncompressed', '--output',
+                       os.path.join(tmp, 'oci'), image.tag, timeout=900)
+    with open(os.path.join(tmp, 'oci', 'index.json')) as f:
+        index = json.load(f)
+
+    def blob(digest):
+        return os.path.join(tmp, 'oci', 'blobs', *digest.split(':'))
+
+    with open(blob(index['manifests'][0]['digest'])) as f:
+        manifest = json.load(f)
+    return tmp, [blob(layer['digest']) for layer in manifest['layers']]
+
+
+def _gzip_size(path):
+    class Counter:
+        size = 0
+
+        def write(self, data):
+            self.size += len(data)
+
+        def flush(self):
+            pass
+
+    counter = Counter()
+    with open(path, 'rb') as src, gzip.GzipFile(fileobj=counter, mode='wb',
+                                                compresslevel=6) as out:
+        shutil.copyfileobj(src, out, 1024 * 1024)
+    return counter.size
+
+
+def _zstd_size(path):
+    if not shutil.which('zstd'):
+        return None
+    proc = subprocess.run(['zstd', '-3', '-q', '-c', path],
+                          stdout=subprocess.PIPE, check=True)
+    return len(proc.stdout)
+
+
+def _parts(layer_paths):
+    """Bytes by part of the tree: top directories and Python packages."""
+    dirs = collections.Counter()
+    packages = collections.Counter()
+    for path in layer_paths:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                name = member.name.lstrip('./')
+                if name.startswith(SITE_PACKAGES):
+                    top = name[len(SITE_PACKAGES):].split('/')[0]
+                    top = top.split('-')[0] if top.endswith(
+                        ('.dist-info', '.pth')) else top
+                    packages[top] += member.size
+                    dirs['/' + SITE_PACKAGES.rstrip('/')] += member.size
+                    continue
+                depth = 3 if name.startswith(('usr/lib/', 'usr/share/')) \
+                    else 2
+                dirs['/' + '/'.join(name.split('/')[:depth])] += member.size
+    return dirs, packages
+
+
+def run_image(args):
+    """Sizes and build times of the agent image.
+
+    Builds (or takes from the cache) the image with
+    tools/build-agent-image.sh, timing the call (``--rebuild`` builds the
+    image again on the cached base), and prints the uncompressed size (the
+    layer tars, as ``podman save --uncompressed`` writes them), the gzip
+    (level 6, what a registry stores) and zstd -3 sizes, the layers and
+    the largest parts of the tree and of the agent's venv.
+    """
+    why = agent_image.unavailable_reason()
+    if why:
+        _log('Cannot run: %s' % why)
+        return 2
+    results = {'rows': []}
+
+    def row(label, value, unit):
+        results['rows'].append({'measure': label, 'value': value,
+                                'unit': unit})
+        _log('  %-50s %9.1f %s' % (label, value, unit))
+
+    if args.rebuild:
+        start = time.monotonic()
+        subprocess.run([agent_image.BUILD_SCRIPT, '--rebuild'],
+                       env=agent_image.environment(), check=True,
+                       stdout=subprocess.DEVNULL)
+        row('image build on the cached base (--rebuild)',
+            time.monotonic() - start, 's')
+    start = time.monotonic()
+    image = agent_image.build()
+    row('build script, image cached', time.monotonic() - start, 's')
+    _log('Image %s' % image.tag)
+    tmp, layers = _layers(image)
+    try:
+        total = gz = zst = 0
+        for number, path in enumerate(layers, 1):
+            size = os.path.getsize(path)
+            gsize = _gzip_size(path)
+            zsize = _zstd_size(path)
+            total += size
+            gz += gsize
+            zst = None if zsize is None or zst is None else zst + zsize
+            if size >= MIB:
+                row('layer %d uncompressed' % number, size / MIB, 'MiB')
+                row('layer %d gzip -6' % number, gsize / MIB, 'MiB')
+        row('image uncompressed', total / MIB, 'MiB')
+        row('image gzip -6', gz / MIB, 'MiB')
+        if zst is not None:
+            row('image zstd -3', zst / MIB, 'MiB')
+        row('OCI archive (%s)' % image.archive,
+            os.path.getsize(image.archive) / MIB, 'MiB')
+        dirs, packages = _parts(layers)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _log('')
+    print('| measure | value |')
+    print('|---|---:|')
+    for r in results['rows']:
+        print('| %s | %.1f %s |' % (r['measure'], r['value'], r['unit']))
+    print('')
+    print('| largest parts of the tree | MiB |')
+    print('|---|---:|')
+    for name, size in dirs.most_common(args.top):
+        print('| %s | %.1f |' % (name, size / MIB))
+    print('')
+    print('| largest packages of the agent venv | MiB |')
+    print('|---|---:|')
+    for name, size in packages.most_common(args.top):
+        print('| %s | %.1f |' % (name, size / MIB))
+    results['parts'] = dict(dirs.most_common(args.top))
+    results['packages'] = dict(packages.most_common(args.top))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=2)
     return 0
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('what', nargs='?', default='deploy',
-                        choices=('deploy', 'media'),
-                        help='deployments (default; needs root) or per-node '
-                             'live media')
+                        choices=('deploy', 'media', 'image'),
+                        help='deploy: deployment times (default; needs '
+                             'root); media: per-node live media; image: '
+                             'the agent image\'s sizes and build times')
     parser.add_argument('--samples', type=int, default=3,
                         help='deployments per median (default 3)')
+    parser.add_argument('--rebuild', action='store_true',
+                        help='image: time a build of the image on the '
+                             'cached base')
+    parser.add_argument('--top', type=int, default=15,
+                        help='image: how many of the largest parts to list')
     parser.add_argument('--json', metavar='FILE',
                         help='also write the results as JSON')
     parser.add_argument('--media-size', type=int, default=1024,
@@ -339,6 +496,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.what == 'media':
         return run_media(args)
+    if args.what == 'image':
+        return run_image(args)
     why = core.can_run()
     if why:
         _log('Cannot run: %s' % why)

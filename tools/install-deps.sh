@@ -11,17 +11,28 @@ set -o pipefail
 
 TOP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PACKAGES=(
+    buildah
+    ca-certificates
     cpio
     dosfstools
     e2fsprogs
     fdisk
+    fuse-overlayfs
     ignition
     iproute2
+    mmdebstrap
     mtools
     network-manager
     parted
+    podman
+    runc
+    skopeo
+    slirp4netns
+    systemd
+    uidmap
     util-linux
     xz-utils
+    zstd
 )
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -39,7 +50,8 @@ done
 if [[ ${#missing[@]} -gt 0 ]]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get -o DPkg::Lock::Timeout=600 update -qq
-    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        --no-install-recommends "${missing[@]}"
 fi
 
 if [[ ! -x $TOP_DIR/.venv/bin/tox ]]; then

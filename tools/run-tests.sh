@@ -15,4 +15,8 @@ ENVS=${1:-pep8,docs,py3,functional}
 
 "$TOP_DIR/tools/install-deps.sh"
 cd "$TOP_DIR"
+if [[ ,$ENVS, == *,functional,* ]]; then
+    # The agent image the functional tests run (cached by its inputs).
+    "$TOP_DIR/tools/build-agent-image.sh" >/dev/null
+fi
 exec "$TOP_DIR/.venv/bin/tox" -e "$ENVS"

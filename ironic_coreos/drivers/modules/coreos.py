@@ -102,8 +102,6 @@ class _Failure(Exception):
         self.message = message
 
 
-
-
 def _problems_text(exc):
     """Describe an InvalidIgnition error: every problem with path and fix."""
     lines = []

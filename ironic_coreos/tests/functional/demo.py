@@ -76,8 +76,8 @@ def _bar(state, width=30):
     """A text progress bar from driver_internal_info['coreos_install']."""
     percent = state.get('percent') or 0
     filled = width * percent // 100
-    text = '[%s%s] %3d%%  %-11s' % ('#' * filled, '.' * (width - filled),
-                                     percent, state.get('phase'))
+    text = '[%s%s] %3d%%  %-11s' % (
+        '#' * filled, '.' * (width - filled), percent, state.get('phase'))
     if state.get('bytes_read'):
         text += '  %s' % progress.human_size(state['bytes_read'])
         if state.get('bytes_total'):
