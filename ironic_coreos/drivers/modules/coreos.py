@@ -122,7 +122,11 @@ def _problems_text(exc):
     for problem in getattr(exc, 'problems', ()) or ():
         if getattr(problem, 'severity', 'error') != 'error':
             continue
-        text = '%s: %s' % (problem.path, problem.message)
+        where = problem.path
+        if getattr(problem, 'line', None) is not None:
+            where = '%s (line %d, column %d)' % (where, problem.line,
+                                                 problem.column or 1)
+        text = '%s: %s' % (where, problem.message)
         if problem.fix:
             text += ' (fix: %s)' % problem.fix
         lines.append(text)
@@ -214,6 +218,39 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
                   '([coreos]max_ignition_version is %(max)s): %(problems)s')
                 % {'max': CONF.coreos.max_ignition_version,
                    'problems': _problems_text(e)})
+
+    def _parse_ignition(self, data, field):
+        """Parse the user's Ignition config (the check comes later).
+
+        :raises: _Failure with every problem when it cannot be parsed.
+        """
+        try:
+            return ignition.parse(data)
+        except engine_exc.InvalidIgnition as e:
+            self._check_ignition(data, field)
+            raise _Failure(field, _('not a valid Ignition config: %s')
+                           % _problems_text(e))
+
+    def _merge(self, config, additions, field):
+        """Merge the node data into the config.
+
+        :raises: _Failure naming the field and the fix.
+        """
+        try:
+            return merge.merge(config, additions,
+                               max_version=CONF.coreos.max_ignition_version)
+        except engine_exc.MergeConflict as e:
+            raise _Failure(
+                field or _('Ignition config'),
+                _('the node data (hostname, SSH keys for user %(user)s, '
+                  'network keyfiles) cannot be merged into it: %(err)s')
+                % {'user': CONF.coreos.ssh_user, 'err': e})
+        except engine_exc.InvalidArgument as e:
+            raise _Failure(
+                _('config drive meta_data or [coreos]ssh_user'),
+                _('cannot be added to the Ignition config: %(err)s; fix the '
+                  'config drive (or [coreos]ssh_user) and deploy again')
+                % {'err': e})
 
     def _network_data(self, task, drive, generate):
         """network_data to convert: the config drive's or generated.
@@ -384,30 +421,28 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
                   'Ignition config, its meta_data gives host name and SSH '
                   'keys), set instance_info/ignition, or give the ignition '
                   'argument of the %s deploy step') % STEP_NAME)
-        if data is None:
-            config = {'ignition': {'version': _EMPTY_CONFIG_VERSION}}
-        else:
-            config = self._check_ignition(data, field).config
-
-        additions = self._additions(task, drive, generate_network)
+        # NOTE(coreos): the check runs once per call, on the merged config:
+        # merging only appends, so the merged config has every problem of
+        # the user's one. The user's config is checked on its own (with
+        # line and column in its text) only when something fails, so that
+        # its own mistakes are reported first, as such; or when the merge
+        # raised the spec version, which may hide problems.
         try:
-            merged = merge.merge(
-                config, additions,
-                max_version=CONF.coreos.max_ignition_version)
-        except engine_exc.MergeConflict as e:
-            raise _Failure(
-                field or _('Ignition config'),
-                _('the node data (hostname, SSH keys for user %(user)s, '
-                  'network keyfiles) cannot be merged into it: %(err)s')
-                % {'user': CONF.coreos.ssh_user, 'err': e})
-        except engine_exc.InvalidArgument as e:
-            raise _Failure(
-                _('config drive meta_data or [coreos]ssh_user'),
-                _('cannot be added to the Ignition config: %(err)s; fix the '
-                  'config drive (or [coreos]ssh_user) and deploy again')
-                % {'err': e})
-        report = self._check_ignition(
-            merged, _('Ignition config merged with the node data'))
+            if data is None:
+                config = {'ignition': {'version': _EMPTY_CONFIG_VERSION}}
+            else:
+                config = self._parse_ignition(data, field)
+            additions = self._additions(task, drive, generate_network)
+            merged = self._merge(config, additions, field)
+            report = self._check_ignition(
+                merged, _('Ignition config merged with the node data'))
+            if data is not None and (merged['ignition']['version']
+                                     != config['ignition']['version']):
+                self._check_ignition(data, field)
+        except _Failure:
+            if data is not None:
+                self._check_ignition(data, field)
+            raise
 
         options['ignition'] = merged
         node_dict = {'instance_info': task.node.instance_info,
