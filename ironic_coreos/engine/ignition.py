@@ -636,8 +636,8 @@ def _load(data):
         text = data.lstrip('\ufeff')
     else:
         return None, None, [Problem(
-            '$', 'the config is a %s, not JSON text or an object'
-            % type(data).__name__, 'pass the config as JSON text')]
+            '$', 'the config is %s, not JSON text or an object'
+            % _value_name(data), 'pass the config as JSON text')]
     problem = _sniff(text)
     if problem:
         return None, None, [problem]
@@ -1641,7 +1641,7 @@ class _Validator:
                        'add "target": "/path/the/link/points/to"')
 
     def _check_mode(self, path, mode):
-        if not _is_int(mode):
+        if not _has_scalar_type(mode, schema.INTEGER):
             return
         as_octal = _octal_lookalike(mode)
         if mode < 0 or mode > 0o7777:
@@ -1834,6 +1834,8 @@ def _type_name(kind):
 
 
 def _value_name(value):
+    if value is None:
+        return 'null'
     if isinstance(value, bool):
         return 'a boolean'
     if _is_int(value):
