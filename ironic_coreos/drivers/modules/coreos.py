@@ -37,6 +37,7 @@ is touched:
 import difflib
 import hashlib
 import json
+import traceback
 from urllib import parse as urlparse
 
 from ironic.common import exception
@@ -177,6 +178,37 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         if exc_class is exception.InstanceDeployFailure:
             return exc_class(reason=msg)
         return exc_class(msg)
+
+    def _checked_args(self, task, step, step_args, exc_class, **kwargs):
+        """_build_args, with every failure as an Ironic exception.
+
+        An unexpected error (a bug, not the user's input) becomes
+        ``exc_class`` too, with a generic message naming the step; its
+        details are logged for the operator, without the input's content
+        (the exception's message may quote it).
+
+        :raises: exc_class.
+        """
+        try:
+            return self._build_args(task, step_args, **kwargs)
+        except _Failure as f:
+            raise self._fail(task, f, exc_class)
+        except Exception as e:
+            LOG.error('Node %(node)s: unexpected %(cls)s while checking the '
+                      'CoreOS deployment input in %(step)s; traceback '
+                      '(without the message, which may quote the input):\n'
+                      '%(tb)s', {'node': task.node.uuid,
+                                 'cls': e.__class__.__name__, 'step': step,
+                                 'tb': ''.join(traceback.format_tb(
+                                     e.__traceback__))})
+            failure = _Failure(
+                _('deployment input'),
+                _('%(step)s could not check the Ignition config, config '
+                  'drive, network data, step arguments and instance_info '
+                  '(internal error %(cls)s, details in the conductor log); '
+                  'check them with ironic-coreos-validate and deploy '
+                  'again') % {'step': step, 'cls': e.__class__.__name__})
+            raise self._fail(task, failure, exc_class) from None
 
     def _read_configdrive(self, task):
         value = task.node.instance_info.get('configdrive')
@@ -507,11 +539,9 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         step_args = self._template_step_args(task)
         if step_args is None:
             return
-        try:
-            self._build_args(task, step_args, use_configdrive=False,
-                             generate_network=False)
-        except _Failure as f:
-            raise self._fail(task, f, exception.InvalidParameterValue)
+        self._checked_args(task, 'validate', step_args,
+                           exception.InvalidParameterValue,
+                           use_configdrive=False, generate_network=False)
 
     def supports_deploy(self, task):
         """Whether the node's instance_info asks for a CoreOS deployment.
@@ -566,10 +596,8 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         if task.node.provision_state == states.DEPLOYING:
             step_args = self._template_step_args(task)
             if step_args is not None:
-                try:
-                    self._build_args(task, step_args)
-                except _Failure as f:
-                    raise self._fail(task, f, exception.InstanceDeployFailure)
+                self._checked_args(task, 'prepare', step_args,
+                                   exception.InstanceDeployFailure)
         super().prepare(task)
 
     @METRICS.timer('CoreOSDeploy.deploy')
@@ -588,10 +616,8 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         """
         step_args = self._planned_step_args(task)
         if step_args is not None:
-            try:
-                self._build_args(task, step_args)
-            except _Failure as f:
-                raise self._fail(task, f, exception.InstanceDeployFailure)
+            self._checked_args(task, 'deploy', step_args,
+                               exception.InstanceDeployFailure)
         return super().deploy(task)
 
     @METRICS.timer('CoreOSDeploy.install_coreos')
@@ -610,10 +636,8 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
             agent.
         """
         node = task.node
-        try:
-            args, report = self._build_args(task, kwargs)
-        except _Failure as f:
-            raise self._fail(task, f, exception.InstanceDeployFailure)
+        args, report = self._checked_args(task, STEP_NAME, kwargs,
+                                          exception.InstanceDeployFailure)
         if report is not None and report.warnings:
             LOG.warning('Node %(node)s: the Ignition config has warnings: '
                         '%(summary)s', {'node': node.uuid,

@@ -41,6 +41,7 @@ from ironic_coreos.drivers.modules import coreos
 from ironic_coreos.engine import configdrive
 from ironic_coreos.engine import ignition
 from ironic_coreos.engine import installer
+from ironic_coreos.engine import merge
 from ironic_coreos.engine import redact
 from ironic_coreos.tests import configdrive as drives
 
@@ -792,6 +793,20 @@ class PrepareTestCase(CoreOSTestBase):
         self.assertPrepareFails(mock_power, mock_boot,
                                 'config drive user_data',
                                 'trailing comma', 'line 2, column 1')
+
+    def test_unexpected_error_is_a_deploy_failure(self, mock_power,
+                                                  mock_boot):
+        self.set_instance_info(configdrive=json_configdrive())
+        with mock.patch.object(merge, 'merge', autospec=True,
+                               side_effect=ValueError(SECRET)):
+            with mock.patch.object(coreos.LOG, 'error',
+                                   autospec=True) as mock_log:
+                exc = self.assertPrepareFails(
+                    mock_power, mock_boot, 'prepare could not check',
+                    'internal error ValueError', 'deploy again')
+        self.assertNotIn(SECRET, str(exc))
+        self.assertNotIn(SECRET, str(mock_log.call_args))
+        self.assertIn('coreos.py', mock_log.call_args[0][1]['tb'])
 
     def test_not_deploying(self, mock_power, mock_boot):
         self.node.provision_state = states.ACTIVE
