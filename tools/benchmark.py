@@ -317,8 +317,9 @@ def _cpu(bench, sample_nodes, row):
                    net[mode]))
         row('Ironic CPU per deployment, coreos minus custom-agent, %s, net'
             % label, net['coreos'] - net['custom-agent'],
-            '(coreos / custom-agent: %.2f)'
-            % (net['coreos'] / max(net['custom-agent'], 1e-6)))
+            '(coreos / custom-agent: %s)'
+            % ('%.2f' % (net['coreos'] / net['custom-agent'])
+               if net['custom-agent'] > 0 else 'n/a'))
 
 
 # -- engine -----------------------------------------------------------------
