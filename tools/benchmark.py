@@ -10,11 +10,19 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Time deployments of simulated nodes through the real Ironic and agent.
+"""Benchmarks of ironic-coreos on this machine: numbers, not tests.
 
-Run as root: ``python tools/benchmark.py [--samples 3] [--json FILE]``,
-or ``python tools/benchmark.py image [--rebuild]`` for the agent image
-(see :func:`run_image`).
+``python tools/benchmark.py engine`` (no root needed) times the engine on
+large, ordinary Ignition configs of about 128 KiB, 1 MiB and 4 MiB (at
+1 MiB: 2,400 files with ``data:`` contents, 300 directories, 300 links,
+300 systemd units with drop-ins; spec 3.3.0): the check of the config
+text, the merge of typical additions (host name, two SSH keys, four
+NetworkManager keyfiles) and the check of the merged config, next to
+Debian's ``ignition-validate`` on the same file (process start included),
+with the ratios and the growth from the smallest size to the larger ones.
+
+``python tools/benchmark.py [deploy] [--samples 3] [--json FILE]`` (root)
+times deployments of simulated nodes through the real Ironic and agent.
 One Ironic, sixteen simulated nodes (network namespace, loop device disk,
 real ironic-python-agent), the coreos-installer stand-in. Prints, for this
 machine:
@@ -26,7 +34,11 @@ machine:
 * seconds from the deploy call to ``deploy failed`` for an invalid Ignition
   config and for an invalid step argument (``append_kargs`` given as a
   string), through ``coreos`` and through ``custom-agent``;
-* total seconds for 1, 4 and 16 concurrent ``coreos`` deployments.
+* total seconds for 1, 4 and 16 concurrent ``coreos`` deployments;
+* CPU seconds the Ironic process (API and conductor) spends per
+  deployment, ``coreos`` next to ``custom-agent``, with a small Ignition
+  config and with one of 1 MiB (from the process's own counters,
+  ``/proc/<pid>/stat``).
 
 ``python tools/benchmark.py media [--media-size MIB] [--dense]`` (no root
 needed) measures per-node live media instead: seconds and peak memory
@@ -35,6 +47,9 @@ the areas of, and embedding an Ignition config, a keyfile and kernel
 arguments into, a CoreOS live ISO padded out to about 1 GiB (sparse, or with
 ``--dense`` filled with data): into a new file, streamed to a pipe, and in
 place; and of ``pxe wrap``.
+
+``python tools/benchmark.py image [--rebuild]`` measures the agent image
+instead (see :func:`run_image`).
 
 Not a test: it asserts nothing but that deployments end where expected.
 """
@@ -55,10 +70,14 @@ import tarfile
 import tempfile
 import time
 
+from ironic_coreos.engine import ignition
+from ironic_coreos.engine import merge
+from ironic_coreos.engine import network
 from ironic_coreos.tests.functional.harness import agent_image
 from ironic_coreos.tests.functional.harness import core
 from ironic_coreos.tests.functional.harness import fixtures
 from ironic_coreos.tests.functional.standin import disk as standin_disk
+from ironic_coreos.tests import large_ignition
 from ironic_coreos.tests import live_iso
 
 KEY = fixtures.ssh_key('benchmark', 'bench@ironic-coreos')
@@ -78,6 +97,37 @@ BAD_ARG_STEP = [{'interface': 'deploy', 'step': 'install_coreos',
 
 def _log(text):
     print(text, file=sys.stderr, flush=True)
+
+
+_TICK = os.sysconf('SC_CLK_TCK')
+
+
+def process_cpu(pid):
+    """CPU seconds (user + system) of process ``pid`` and its children.
+
+    From the processes' own counters in ``/proc/<pid>/stat``; threads are
+    counted in their process.
+    """
+    parents = {}
+    times = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICK
+    total = 0.0
+    for candidate, cpu in times.items():
+        current = candidate
+        while current > 1 and current != pid:
+            current = parents.get(current, 0)
+        if current == pid:
+            total += cpu
+    return total
 
 
 class Bench(object):
@@ -127,6 +177,27 @@ class Bench(object):
                                   data['last_error']))
         return elapsed
 
+    def cpu_per_deploy(self, node, mode, config, steps=None):
+        """Ironic CPU seconds and wall seconds of one deployment."""
+        pid = self.h.ironic._proc.pid
+        before = process_cpu(pid)
+        elapsed = self.timed(node, mode, config=config, steps=steps)
+        return process_cpu(pid) - before, elapsed
+
+    def idle_cpu_rate(self, node, seconds=15):
+        """Ironic CPU seconds per second while the node is only polled.
+
+        The node rests in ``active``; it is polled the way a deployment
+        is waited for.
+        """
+        pid = self.h.ironic._proc.pid
+        before = process_cpu(pid)
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:
+            self.h.wait(node, ('active',), timeout=60)
+            time.sleep(0.25)
+        return (process_cpu(pid) - before) / (time.monotonic() - start)
+
     def reset(self, nodes):
         """Undeploy (also from deploy failed) back to available."""
         for node in nodes:
@@ -169,7 +240,8 @@ def run(args):
             sha = hashlib.sha256(f.read()).hexdigest()
         server = h.serve(image_dir)
         bench = Bench(h, server.url_of(image), sha)
-        count = max(16, args.samples)
+        parts = args.parts.split(',')
+        count = max(16 if 'concurrent' in parts else 1, args.samples)
         _log('Creating %d simulated nodes...' % count)
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             nodes = list(pool.map(
@@ -177,40 +249,18 @@ def run(args):
                                       management_interface='noop'),
                 range(count)))
         sample_nodes = nodes[:args.samples]
-        modes = [('custom-agent', 'custom-agent',
-                  'custom-agent + step JSON, deploy -> active (median)'),
-                 ('coreos', 'coreos',
-                  'coreos, offline image, deploy -> active (median)'),
-                 ('coreos-http', 'coreos',
-                  'coreos, image over HTTP, deploy -> active (median)')]
-        if shutil.which('parted'):
-            modes.append(('direct', 'direct', 'direct, raw image over '
-                          'HTTP, deploy -> active (median)'))
-        else:
-            # The agent checks the written partition table with parted.
-            _log('  direct: skipped, the agent needs parted (apt-get '
-                 'install parted)')
-        for mode, iface, label in modes:
-            bench.set_interface(sample_nodes, iface)
-            times = [bench.timed(node, mode) for node in sample_nodes]
-            row(label, statistics.median(times),
-                '(%s)' % ', '.join('%.2f' % t for t in times))
-            bench.reset(sample_nodes)
-        failures = [('invalid Ignition', {'config': INVALID}),
-                    ('invalid step argument', {'steps': BAD_ARG_STEP})]
-        for what, kwargs in failures:
-            for iface in ('coreos', 'custom-agent'):
-                bench.set_interface(sample_nodes[:1], iface)
-                elapsed = bench.timed(sample_nodes[0], iface,
-                                      expect='deploy failed', **kwargs)
-                row('%s, %s, deploy -> deploy failed' % (iface, what),
-                    elapsed)
-                bench.reset(sample_nodes[:1])
-        bench.set_interface(nodes, 'coreos')
-        for k in (1, 4, 16):
-            elapsed = bench.concurrent(nodes[:k])
-            row('%d concurrent coreos deploys, total' % k, elapsed)
-            bench.reset(nodes[:k])
+        if 'times' in parts:
+            _times(bench, sample_nodes, row)
+        if 'failures' in parts:
+            _failures(bench, sample_nodes, row)
+        if 'concurrent' in parts:
+            bench.set_interface(nodes, 'coreos')
+            for k in (1, 4, 16):
+                elapsed = bench.concurrent(nodes[:k])
+                row('%d concurrent coreos deploys, total' % k, elapsed)
+                bench.reset(nodes[:k])
+        if 'cpu' in parts:
+            _cpu(bench, sample_nodes, row)
     _log('')
     print('| measure | seconds | samples |')
     print('|---|---:|---|')
@@ -220,6 +270,221 @@ def run(args):
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=2)
+    return 0
+
+
+def _times(bench, sample_nodes, row):
+    modes = [('custom-agent', 'custom-agent',
+              'custom-agent + step JSON, deploy -> active (median)'),
+             ('coreos', 'coreos',
+              'coreos, offline image, deploy -> active (median)'),
+             ('coreos-http', 'coreos',
+              'coreos, image over HTTP, deploy -> active (median)')]
+    if shutil.which('parted'):
+        modes.append(('direct', 'direct', 'direct, raw image over '
+                      'HTTP, deploy -> active (median)'))
+    else:
+        # The agent checks the written partition table with parted.
+        _log('  direct: skipped, the agent needs parted (apt-get '
+             'install parted)')
+    for mode, iface, label in modes:
+        bench.set_interface(sample_nodes, iface)
+        times = [bench.timed(node, mode) for node in sample_nodes]
+        row(label, statistics.median(times),
+            '(%s)' % ', '.join('%.2f' % t for t in times))
+        bench.reset(sample_nodes)
+
+
+def _failures(bench, sample_nodes, row):
+    failures = [('invalid Ignition', {'config': INVALID}),
+                ('invalid step argument', {'steps': BAD_ARG_STEP})]
+    for what, kwargs in failures:
+        for iface in ('coreos', 'custom-agent'):
+            bench.set_interface(sample_nodes[:1], iface)
+            elapsed = bench.timed(sample_nodes[0], iface,
+                                  expect='deploy failed', **kwargs)
+            row('%s, %s, deploy -> deploy failed' % (iface, what),
+                elapsed)
+            bench.reset(sample_nodes[:1])
+
+
+def _cpu(bench, sample_nodes, row):
+    """Ironic CPU seconds per deployment, coreos next to custom-agent."""
+    large = large_ignition.build(1024 * 1024)
+    size = len(json.dumps(large))
+    for label, config in (('small config', CONFIG),
+                          ('1 MiB config (%d bytes)' % size, large)):
+        net = {}
+        for mode in ('custom-agent', 'coreos'):
+            bench.set_interface(sample_nodes, mode)
+            samples = [bench.cpu_per_deploy(node, mode, config)
+                       for node in sample_nodes]
+            # What polling alone costs (the harness and the benchmark
+            # poll the API while a node deploys), on a node resting with
+            # the same instance_info.
+            idle = bench.idle_cpu_rate(sample_nodes[0])
+            bench.reset(sample_nodes)
+            cpu = statistics.median(c for c, _e in samples)
+            wall = statistics.median(e for _c, e in samples)
+            net[mode] = statistics.median(c - idle * e for c, e in samples)
+            row('Ironic CPU per deployment, %s, %s' % (mode, label), cpu,
+                '(%s; %.1f s each; polling alone %.3f CPU s/s; net %.2f)'
+                % (', '.join('%.2f' % c for c, _e in samples), wall, idle,
+                   net[mode]))
+        row('Ironic CPU per deployment, coreos minus custom-agent, %s, net'
+            % label, net['coreos'] - net['custom-agent'],
+            '(coreos / custom-agent: %s)'
+            % ('%.2f' % (net['coreos'] / net['custom-agent'])
+               if net['custom-agent'] > 0 else 'n/a'))
+
+
+# -- engine -----------------------------------------------------------------
+
+ENGINE_SIZES = (('128 KiB', 128 * 1024), ('1 MiB', 1024 * 1024),
+                ('4 MiB', 4 * 1024 * 1024))
+ORACLE = shutil.which('ignition-validate') or '/usr/bin/ignition-validate'
+
+
+def typical_additions():
+    """What the conductor adds to a user's config for a typical node."""
+    links = [{'id': 'eth%d' % i, 'type': 'phy', 'mtu': 1500,
+              'ethernet_mac_address': '52:54:00:00:00:%02x' % i}
+             for i in range(4)]
+    networks = [{'id': 'net%d' % i, 'type': 'ipv4', 'link': 'eth%d' % i,
+                 'ip_address': '10.0.%d.10' % i, 'netmask': '255.255.255.0',
+                 'routes': [{'network': '0.0.0.0', 'netmask': '0.0.0.0',
+                             'gateway': '10.0.%d.1' % i}] if i == 0 else []}
+                for i in range(4)]
+    keyfiles = network.keyfiles_from_network_data({
+        'links': links, 'networks': networks,
+        'services': [{'type': 'dns', 'address': '10.0.0.2'}]})
+    return merge.Additions(
+        hostname='node-0001.example.com',
+        ssh_keys=[large_ignition.ssh_key(100), large_ignition.ssh_key(101)],
+        files=[merge.File(path=k.path, contents=k.contents.encode(),
+                          mode=k.mode) for k in keyfiles])
+
+
+def _timed(func, repeat):
+    """Median wall and CPU seconds of ``func()``."""
+    walls = []
+    cpus = []
+    for _ in range(repeat):
+        wall = time.perf_counter()
+        cpu = time.process_time()
+        func()
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def _oracle(path, repeat):
+    """Median wall and CPU seconds of ``ignition-validate path``."""
+    walls = []
+    cpus = []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall = time.perf_counter()
+        result = subprocess.run([ORACLE, path], capture_output=True,
+                                check=False, timeout=600)
+        walls.append(time.perf_counter() - wall)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime
+                    - before.ru_utime - before.ru_stime)
+        if result.returncode != 0:
+            raise RuntimeError('ignition-validate rejects %s: %s'
+                               % (path, result.stdout[-500:]))
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def run_engine(args):
+    oracle = os.access(ORACLE, os.X_OK)
+    if not oracle:
+        _log('ignition-validate is not installed (apt-get install '
+             'ignition): its column stays empty')
+    additions = typical_additions()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, size in ENGINE_SIZES:
+            config = large_ignition.build(size)
+            text = large_ignition.text(config)
+            path = os.path.join(tmp, 'config.ign')
+            with open(path, 'w') as f:
+                f.write(text)
+            report = ignition.check(text)
+            merged = merge.merge(report.config, additions)
+            ignition.check(merged)
+            row = {'size': label, 'bytes': len(text),
+                   'files': len(config['storage']['files']),
+                   'units': len(config['systemd']['units'])}
+            row['check'], row['check_cpu'] = _timed(
+                lambda: ignition.check(text), args.repeat)
+            row['merge'], row['merge_cpu'] = _timed(
+                lambda: merge.merge(report.config, additions), args.repeat)
+            row['check_merged'], row['check_merged_cpu'] = _timed(
+                lambda: ignition.check(merged), args.repeat)
+            if oracle:
+                row['oracle'], row['oracle_cpu'] = _oracle(path,
+                                                           args.repeat)
+            rows.append(row)
+            _log('  %-8s %9d bytes: check %.3f s, merge %.3f s, check '
+                 'merged %.3f s, ignition-validate %s'
+                 % (label, len(text), row['check'], row['merge'],
+                    row['check_merged'], '%.3f s' % row['oracle']
+                    if oracle else '-'))
+
+    def cell(row, key):
+        if key not in row:
+            return '-'
+        return '%.3f (%.3f)' % (row[key], row[key + '_cpu'])
+
+    print('Seconds, median of %d runs: wall (CPU in parentheses).'
+          % args.repeat)
+    print('')
+    print('| config | bytes | files / units | check text | merge | '
+          'check merged | ignition-validate | check / ignition-validate |')
+    print('|---|---:|---:|---:|---:|---:|---:|---:|')
+    for row in rows:
+        ratio = ('%.2f' % (row['check'] / row['oracle'])
+                 if 'oracle' in row else '-')
+        print('| %s | %d | %d / %d | %s | %s | %s | %s | %s |'
+              % (row['size'], row['bytes'], row['files'], row['units'],
+                 cell(row, 'check'), cell(row, 'merge'),
+                 cell(row, 'check_merged'), cell(row, 'oracle'), ratio))
+    print('')
+    print('| growth | size | check text | merge | check merged | '
+          'ignition-validate |')
+    print('|---|---:|---:|---:|---:|---:|')
+    first = rows[0]
+    for row in rows[1:]:
+        growth = ['x%.1f' % (row['bytes'] / first['bytes'])]
+        for key in ('check', 'merge', 'check_merged', 'oracle'):
+            growth.append('x%.1f (x%.1f)' % (
+                row[key] / first[key],
+                row[key + '_cpu'] / max(first[key + '_cpu'], 1e-6))
+                if key in row else '-')
+        print('| %s -> %s | %s |' % (first['size'], row['size'],
+                                     ' | '.join(growth)))
+    print('')
+    mid = rows[1]
+    if 'oracle' in mid:
+        print('Target at 1 MiB, check <= 1/2 of ignition-validate (wall): '
+              '%.2f, %s' % (mid['check'] / mid['oracle'],
+                            'met' if mid['check'] <= mid['oracle'] / 2
+                            else 'NOT met'))
+    size_growth = mid['bytes'] / first['bytes']
+    for kind, key in (('wall', 'check'), ('CPU', 'check_cpu')):
+        time_growth = mid[key] / first[key]
+        print('Target x8 size -> at most x10 time (check, 128 KiB -> 1 MiB, '
+              '%s): x%.1f size, x%.1f time, %s'
+              % (kind, size_growth, time_growth,
+                 'met' if time_growth <= 10 * size_growth / 8
+                 else 'NOT met'))
+    print('(Wall time depends on what else the machine runs; CPU time is '
+          'this process\'s own.)')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'repeat': args.repeat, 'rows': rows}, f, indent=2)
     return 0
 
 
@@ -471,19 +736,25 @@ def run_image(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('what', nargs='?', default='deploy',
-                        choices=('deploy', 'media', 'image'),
-                        help='deploy: deployment times (default; needs '
-                             'root); media: per-node live media; image: '
-                             'the agent image\'s sizes and build times')
+                        choices=('deploy', 'engine', 'media', 'image'),
+                        help='deploy: deployments through Ironic (default, '
+                             'needs root); engine: the engine alone; media: '
+                             'per-node live media; image: the agent '
+                             'image\'s sizes and build times')
     parser.add_argument('--samples', type=int, default=3,
                         help='deployments per median (default 3)')
+    parser.add_argument('--repeat', type=int, default=5,
+                        help='engine: runs per median (default 5)')
+    parser.add_argument('--json', metavar='FILE',
+                        help='also write the results as JSON')
+    parser.add_argument('--parts', default='times,failures,concurrent,cpu',
+                        help='deploy: comma-separated parts to run '
+                             '(default times,failures,concurrent,cpu)')
     parser.add_argument('--rebuild', action='store_true',
                         help='image: time a build of the image on the '
                              'cached base')
     parser.add_argument('--top', type=int, default=15,
                         help='image: how many of the largest parts to list')
-    parser.add_argument('--json', metavar='FILE',
-                        help='also write the results as JSON')
     parser.add_argument('--media-size', type=int, default=1024,
                         metavar='MIB',
                         help='media: size of the live ISO (default 1024)')
@@ -494,6 +765,8 @@ def main(argv=None):
                         help='media: where to put the ISOs (default: the '
                              'temporary directory)')
     args = parser.parse_args(argv)
+    if args.what == 'engine':
+        return run_engine(args)
     if args.what == 'media':
         return run_media(args)
     if args.what == 'image':

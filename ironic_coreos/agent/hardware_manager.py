@@ -30,6 +30,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import traceback
 
 from oslo_config import cfg
 from oslo_log import log
@@ -310,6 +311,20 @@ class CoreOSHardwareManager(hardware.HardwareManager):
             raise errors.DeploymentError(
                 'The Ignition config from %s is not valid: %s'
                 % (source, exc)) from None
+        except Exception as exc:
+            # A bug, not the input: say so without the message, which may
+            # quote the config.
+            LOG.error('Unexpected %(cls)s while checking the Ignition '
+                      'config from %(src)s; traceback without the '
+                      'message:\n%(tb)s',
+                      {'cls': exc.__class__.__name__, 'src': source,
+                       'tb': ''.join(traceback.format_tb(
+                           exc.__traceback__))})
+            raise errors.DeploymentError(
+                'install_coreos could not check the Ignition config from %s '
+                '(internal error %s, details in the agent log); check it '
+                'with ironic-coreos-validate and deploy again'
+                % (source, exc.__class__.__name__)) from None
         if report_warnings and report.warnings:
             LOG.warning('The Ignition config from %(src)s has warnings: '
                         '%(summary)s', {'src': source,

@@ -63,7 +63,11 @@ class InvalidArgument(CoreOSError):
 
 
 def _short_repr(value, limit=80):
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:
+        # Python does not print integers of more than 4,300 digits.
+        text = 'an integer of more than 4300 digits'
     if len(text) > limit:
         text = text[:limit - 3] + '...'
     return text

@@ -26,7 +26,9 @@ import base64
 import binascii
 import dataclasses
 import difflib
+import functools
 import json
+import math
 import posixpath
 import re
 import struct
@@ -68,9 +70,18 @@ _GUID = re.compile(r'^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
                    r'[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')
 _VERSION = re.compile(r'^(\d+)\.(\d+)\.(\d+)(-experimental)?$')
 _IDENTIFIER = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
-_LAST_STEP = re.compile(r'(\.[A-Za-z_][A-Za-z0-9_]*|\[[^\[\]]*\])$')
+_PATH_STEP = re.compile(r'\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\]'
+                        r'|\["(?:[^"\\]|\\.)*"\]')
 _YAML_LINE = re.compile(r'^[A-Za-z_][\w.-]*\s*:(\s|$)')
 _MAX_INT = 2 ** 63
+
+MAX_CONFIG_SIZE = 8 * 1024 * 1024
+"""Largest Ignition config accepted, in bytes of JSON text (characters of
+a str). Checked before the config is parsed."""
+
+MAX_DEPTH = 32
+"""Deepest nesting of objects and lists accepted (a valid config nests at
+most 8 levels)."""
 # Longest unit file line systemd (and Ignition's unit parser) accepts.
 _UNIT_LINE_MAX = 2047
 
@@ -158,7 +169,8 @@ def parse(data):
         something else entirely, such as a cloud-config, a shell script or
         a Butane (YAML) config.
     """
-    config, _positions, problems = _load(data)
+    config, text, problems = _load(data)
+    problems = _locate(problems, text)
     if problems:
         raise exception.InvalidIgnition(
             '; '.join(str(p) for p in problems), problems)
@@ -179,7 +191,7 @@ def validate(data, max_version=spec.NEWEST_VERSION, install_device=None):
     if max_version not in spec.STABLE_VERSIONS:
         raise ValueError('max_version %r is not one of %s'
                          % (max_version, ', '.join(spec.STABLE_VERSIONS)))
-    config, positions, problems = _load(data)
+    config, text, problems = _load(data)
     version = None
     needs_network = False
     if config is not None:
@@ -188,7 +200,7 @@ def validate(data, max_version=spec.NEWEST_VERSION, install_device=None):
         problems.extend(validator.problems)
         version = validator.declared
         needs_network = validator.needs_network
-    problems = _locate(problems, positions)
+    problems = _locate(problems, text)
     return Report(version=version,
                   errors=[p for p in problems if p.severity == ERROR],
                   warnings=[p for p in problems if p.severity == WARNING],
@@ -222,22 +234,57 @@ def check(data, max_version=spec.NEWEST_VERSION, fail_on_warnings=False,
 
 
 # Reading the document
+#
+# NOTE: the standard library's json module parses the document (in C, in
+# time linear in its size) and shows duplicate keys to object_pairs_hook.
+# What it cannot give is kept here: where a value is (for line and column
+# in messages) and the path of a duplicate key, which _scan finds in one
+# pass over the text, only when there is a problem to place; and syntax
+# errors worded for the people who write configs (a trailing comma, a
+# comment, a truncated document) rather than for programmers, which
+# _syntax_problem derives from json's error position.
+
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\],:]')
+_WS = re.compile(r'[ \t\n\r]*')
+_CONSTANT = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|(-?Infinity|NaN)')
 
 
-class _SyntaxError(Exception):
+class _NotJSON(Exception):
+    """NaN or Infinity, which Python's json reads but JSON does not have."""
 
-    def __init__(self, message, pos, fix=None):
-        super().__init__(message)
-        self.message = message
-        self.pos = pos
-        self.fix = fix
+
+def _reject_constant(name):
+    raise _NotJSON(name)
+
+
+def _parse_int(digits):
+    """Read a JSON integer.
+
+    Integers of more than 19 digits are out of the range of every Ignition
+    field (64-bit) whatever their value; they are read as +-2**63, which
+    the shape check reports as out of range at their path. Python refuses
+    to convert integers of more than 4,300 digits at all.
+    """
+    if len(digits) <= 20:
+        return int(digits)
+    return -_MAX_INT if digits.startswith('-') else _MAX_INT
 
 
 def _child(path, key):
     """JSON path of member ``key`` of the object at ``path``."""
+    if len(key) <= 64:
+        return path + _step(key)
     if _IDENTIFIER.match(key):
         return '%s.%s' % (path, key)
     return '%s[%s]' % (path, json.dumps(key))
+
+
+@functools.lru_cache(maxsize=1024)
+def _step(key):
+    """The JSON path step to member ``key`` (a short key)."""
+    if _IDENTIFIER.match(key):
+        return '.' + key
+    return '[%s]' % json.dumps(key)
 
 
 def _show(text, limit=40):
@@ -248,145 +295,154 @@ def _show(text, limit=40):
     return json.dumps(text)
 
 
-class _JSONReader:
-    """A strict JSON reader that remembers where every value starts.
+def _scan(text, wanted=None):
+    """Find where values start in well-formed JSON text, in one pass.
 
-    Python's json module neither reports duplicate keys with their place
-    nor the position of values, both of which make messages useful.
+    :param text: JSON text that json.loads accepted.
+    :param wanted: the JSON paths to find, with all their ancestors (the
+        scan skips everything else); None for every path and duplicate
+        keys.
+    :returns: a tuple ({path: offset}, [(path, offset) of each repeated
+        key]). Members are found at their key, the start of the line a
+        reader looks for; array items at their first character. A path
+        present twice (a repeated key) is found at its first occurrence.
     """
-
-    _WS = re.compile(r'[ \t\n\r]*')
-    _NUMBER = re.compile(r'-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?')
-
-    def __init__(self, text):
-        self.text = text
-        self.positions = {}
-        self.duplicates = []
-
-    def read(self):
-        pos = self._skip(0)
-        value, pos = self._value(pos, '$')
-        pos = self._skip(pos)
-        if pos < len(self.text):
-            raise _SyntaxError('unexpected data after the end of the JSON '
-                               'document', pos,
-                               'remove everything after the closing "}"')
-        return value
-
-    def _skip(self, pos):
-        return self._WS.match(self.text, pos).end()
-
-    def _value(self, pos, path):
-        self.positions.setdefault(path, pos)
-        text = self.text
-        if pos >= len(text):
-            raise _SyntaxError('the document ends early (truncated JSON)',
-                               pos, 'complete the JSON document')
-        char = text[pos]
-        if char == '{':
-            return self._object(pos, path)
-        if char == '[':
-            return self._array(pos, path)
+    found = {}
+    duplicates = []
+    # One frame per open container: [path, is object, item index, keys]
+    stack = []
+    expect_key = False
+    skip = 0
+    pending = '$'
+    found['$'] = _WS.match(text).end()
+    for match in _TOKEN.finditer(text):
+        char = text[match.start()]
+        if skip:
+            if char in '{[':
+                skip += 1
+            elif char in '}]':
+                skip -= 1
+            continue
         if char == '"':
-            return self._string(pos)
-        match = self._NUMBER.match(text, pos)
-        if match:
-            if match.group(2) or match.group(3):
-                return float(match.group(0)), match.end()
-            return int(match.group(0)), match.end()
-        for word, value in (('true', True), ('false', False),
-                            ('null', None)):
-            if text.startswith(word, pos):
-                return value, pos + len(word)
-        if char in '/#':
-            raise _SyntaxError('comments are not allowed in JSON', pos,
-                               'remove the comment')
-        raise _SyntaxError('unexpected character %s' % json.dumps(char),
-                           pos, 'write a JSON value here')
-
-    def _string(self, pos):
-        try:
-            return json.decoder.scanstring(self.text, pos + 1, True)
-        except json.JSONDecodeError as exc:
-            raise _SyntaxError('invalid string: %s' % exc.msg, exc.pos,
-                               'close the string with a double quote and '
-                               'escape control characters')
-
-    def _object(self, pos, path):
-        text = self.text
-        result = {}
-        pos = self._skip(pos + 1)
-        if text.startswith('}', pos):
-            return result, pos + 1
-        while True:
-            if pos >= len(text):
-                raise _SyntaxError('the document ends early (truncated '
-                                   'JSON)', pos, 'complete the JSON document')
-            if text[pos] != '"':
-                if text[pos] == '}':
-                    raise _SyntaxError('trailing comma before "}"', pos,
-                                       'remove the last comma')
-                raise _SyntaxError('expected a key in double quotes', pos,
-                                   'quote every key: "key": value')
-            key_pos = pos
-            key, pos = self._string(pos)
-            pos = self._skip(pos)
-            if not text.startswith(':', pos):
-                raise _SyntaxError('expected ":" after the key', pos,
-                                   'write "key": value')
-            pos = self._skip(pos + 1)
-            member = _child(path, key)
-            if key in result:
-                self.duplicates.append((member, key_pos))
-            # Members are located at their key, the start of the line a
-            # reader looks for.
-            self.positions.setdefault(member, key_pos)
-            value, pos = self._value(pos, member)
-            result[key] = value
-            pos = self._skip(pos)
-            if text.startswith(',', pos):
-                pos = self._skip(pos + 1)
-            elif text.startswith('}', pos):
-                return result, pos + 1
-            else:
-                raise self._missing(pos, '}')
-
-    def _array(self, pos, path):
-        text = self.text
-        result = []
-        pos = self._skip(pos + 1)
-        if text.startswith(']', pos):
-            return result, pos + 1
-        while True:
-            if text.startswith(']', pos):
-                raise _SyntaxError('trailing comma before "]"', pos,
-                                   'remove the last comma')
-            value, pos = self._value(pos, '%s[%d]' % (path, len(result)))
-            result.append(value)
-            pos = self._skip(pos)
-            if text.startswith(',', pos):
-                pos = self._skip(pos + 1)
-            elif text.startswith(']', pos):
-                return result, pos + 1
-            else:
-                raise self._missing(pos, ']')
-
-    def _missing(self, pos, closer):
-        if pos >= len(self.text):
-            return _SyntaxError('the document ends early (truncated JSON)',
-                                pos, 'complete the JSON document')
-        if self.text[pos] in '/#':
-            return _SyntaxError('comments are not allowed in JSON', pos,
-                                'remove the comment')
-        return _SyntaxError('expected "," or "%s"' % closer, pos,
-                            'separate items with commas and close every '
-                            'bracket')
+            if not expect_key:
+                continue
+            token = match.group()
+            key = json.loads(token) if '\\' in token else token[1:-1]
+            frame = stack[-1]
+            pending = _child(frame[0], key)
+            if wanted is None:
+                if key in frame[3]:
+                    duplicates.append((pending, match.start()))
+                frame[3].add(key)
+            if pending not in found and (wanted is None
+                                         or pending in wanted):
+                found[pending] = match.start()
+            expect_key = False
+        elif char in '{[':
+            if wanted is not None and pending not in wanted:
+                skip = 1
+                continue
+            if char == '{':
+                stack.append([pending, True, 0, set()])
+                expect_key = True
+                continue
+            stack.append([pending, False, 0, None])
+            start = _WS.match(text, match.end()).end()
+            if text[start] != ']':
+                pending = '%s[0]' % stack[-1][0]
+                if pending not in found:
+                    found[pending] = start
+        elif char == ',':
+            frame = stack[-1]
+            if frame[1]:
+                expect_key = True
+                continue
+            frame[2] += 1
+            pending = '%s[%d]' % (frame[0], frame[2])
+            if pending not in found and (wanted is None
+                                         or pending in wanted):
+                found[pending] = _WS.match(text, match.end()).end()
+        elif char in '}]':
+            stack.pop()
+            expect_key = False
+    return found, duplicates
 
 
-def _line_column(text, pos):
-    line = text.count('\n', 0, pos) + 1
-    column = pos - (text.rfind('\n', 0, pos) + 1) + 1
-    return line, column
+def _lines_and_columns(text, offsets):
+    """1-based (line, column) of each offset, in one pass over the text.
+
+    :returns: {offset: (line, column)}.
+    """
+    result = {}
+    line = 1
+    line_start = 0
+    previous = 0
+    for offset in sorted(set(offsets)):
+        newlines = text.count('\n', previous, offset)
+        if newlines:
+            line += newlines
+            line_start = text.rfind('\n', previous, offset) + 1
+        result[offset] = (line, offset - line_start + 1)
+        previous = offset
+    return result
+
+
+def _innermost(text, pos):
+    """The bracket that closes the innermost container open at ``pos``."""
+    closers = []
+    for match in _TOKEN.finditer(text, 0, pos):
+        char = text[match.start()]
+        if char in '{[':
+            closers.append('}' if char == '{' else ']')
+        elif char in '}]' and closers:
+            closers.pop()
+    return closers[-1] if closers else '}'
+
+
+def _previous_char(text, pos):
+    stripped = text[:pos].rstrip(' \t\n\r')
+    return stripped[-1:] if stripped else ''
+
+
+def _syntax_problem(text, msg, pos):
+    """A Problem for a JSON syntax error json reported at ``pos``."""
+    truncated = ('the document ends early (truncated JSON)',
+                 'complete the JSON document')
+    char = text[pos] if pos < len(text) else ''
+    if msg.startswith(('Unterminated string', 'Invalid control',
+                       'Invalid \\')):
+        message, fix = ('invalid string: %s' % msg,
+                        'close the string with a double quote and escape '
+                        'control characters')
+    elif msg == 'Extra data':
+        message, fix = ('unexpected data after the end of the JSON '
+                        'document', 'remove everything after the closing '
+                        '"}"')
+    elif not char:
+        message, fix = truncated
+    elif char in '/#':
+        message, fix = 'comments are not allowed in JSON', 'remove the comment'
+    elif msg.startswith('Expecting property name'):
+        if char == '}' and _previous_char(text, pos) == ',':
+            message, fix = ('trailing comma before "}"',
+                            'remove the last comma')
+        else:
+            message, fix = ('expected a key in double quotes',
+                            'quote every key: "key": value')
+    elif msg.startswith("Expecting ':'"):
+        message, fix = 'expected ":" after the key', 'write "key": value'
+    elif msg.startswith("Expecting ','"):
+        message, fix = ('expected "," or "%s"' % _innermost(text, pos),
+                        'separate items with commas and close every '
+                        'bracket')
+    elif char == ']' and _previous_char(text, pos) == ',':
+        message, fix = 'trailing comma before "]"', 'remove the last comma'
+    else:
+        message, fix = ('unexpected character %s' % json.dumps(char),
+                        'write a JSON value here')
+    line, column = _lines_and_columns(text, [pos])[pos]
+    return Problem('$', 'invalid JSON: %s' % message, fix, ERROR, line,
+                   column)
 
 
 def _decode(data):
@@ -403,6 +459,10 @@ def _decode(data):
             % exc.start, 'pass the Ignition config as UTF-8 JSON text')
 
 
+def _first_line(text):
+    return re.match(r'[^\r\n]*', text).group()
+
+
 def _sniff(text):
     """Recognise well-known things that are not Ignition configs."""
     stripped = text.lstrip()
@@ -410,7 +470,7 @@ def _sniff(text):
         return Problem('$', 'the config is empty',
                        'pass an Ignition config such as {"ignition": '
                        '{"version": "%s"}}' % spec.NEWEST_VERSION)
-    first = stripped.splitlines()[0].strip().lower()
+    first = _first_line(stripped).strip().lower()
     if first.startswith('#cloud-config'):
         return Problem('$', 'this is a cloud-config, not an Ignition config; '
                        'CoreOS does not run cloud-init',
@@ -442,85 +502,236 @@ def _sniff_yaml(text):
                    'butane, or write Ignition JSON')
 
 
+def _too_big(size):
+    return Problem('$', 'the config is %d bytes long; the limit is %d bytes '
+                   '(%d MiB)' % (size, MAX_CONFIG_SIZE,
+                                 MAX_CONFIG_SIZE // (1024 * 1024)),
+                   'fetch large contents from a URL at first boot '
+                   '(contents.source with a verification hash) instead of '
+                   'embedding them')
+
+
+def _too_deep(path):
+    return Problem(path, 'the JSON is nested too deeply: objects and lists '
+                   'more than %d levels deep' % MAX_DEPTH,
+                   'Ignition configs nest at most 8 levels; remove the '
+                   'extra nesting')
+
+
+def _nesting_problem(config):
+    """A Problem when ``config`` nests deeper than MAX_DEPTH, else None."""
+    level = [config]
+    for _depth in range(MAX_DEPTH):
+        level = [item for value in level
+                 for item in (value.values() if isinstance(value, dict)
+                              else value)
+                 if isinstance(item, (dict, list))]
+        if not level:
+            return None
+    # Too deep: name the first place (in document order) that is.
+    stack = [(config, '$', 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return _too_deep(path)
+        if isinstance(value, dict):
+            items = [(_child(path, k), v) for k, v in value.items()]
+        else:
+            items = [('%s[%d]' % (path, i), v) for i, v in enumerate(value)]
+        stack.extend((item, item_path, depth + 1)
+                     for item_path, item in reversed(items)
+                     if isinstance(item, (dict, list)))
+    return None
+
+
+def _plain(data):
+    """Copy a dict that json.dumps refused, or say what is not JSON.
+
+    :returns: (copy or None, Problem or None).
+    """
+    root = {}
+    # (source, copy, path, depth)
+    stack = [(data, root, '$', 1)]
+    while stack:
+        source, target, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return None, _too_deep(path)
+        if isinstance(source, dict):
+            items = []
+            for key, item in source.items():
+                if not isinstance(key, str):
+                    try:
+                        key = json.dumps(key, allow_nan=False)
+                    except (TypeError, ValueError):
+                        return None, Problem(
+                            path, 'a key of this object is a %s, which '
+                            'JSON cannot hold' % type(key).__name__,
+                            'use text keys')
+                items.append((key, _child(path, key), item))
+        else:
+            items = [(index, '%s[%d]' % (path, index), item)
+                     for index, item in enumerate(source)]
+        for key, item_path, item in items:
+            if isinstance(item, dict):
+                target[key] = {}
+            elif isinstance(item, (list, tuple)):
+                target[key] = [None] * len(item)
+            elif item is None or isinstance(item, (str, bool)):
+                target[key] = item
+                continue
+            elif isinstance(item, int):
+                target[key] = (item if -_MAX_INT < item < _MAX_INT
+                               else _MAX_INT if item > 0 else -_MAX_INT)
+                continue
+            elif isinstance(item, float) and math.isfinite(item):
+                target[key] = item
+                continue
+            else:
+                return None, Problem(
+                    item_path, 'the value is a %s, which is not JSON'
+                    % ('non-finite number' if isinstance(item, float)
+                       else type(item).__name__),
+                    'pass only JSON types: dict, list, str, int, float, '
+                    'bool and None')
+            stack.append((item, target[key], item_path, depth + 1))
+    return root, None
+
+
+def _load_dict(data):
+    try:
+        text = json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        config, problem = _plain(data)
+        if problem:
+            return None, None, [problem]
+    else:
+        if len(text) > MAX_CONFIG_SIZE:
+            return None, None, [_too_big(len(text))]
+        # A round trip copies the dict and proves it is plain JSON.
+        config = json.loads(text, parse_int=_parse_int)
+    problem = _nesting_problem(config)
+    if problem:
+        return None, None, [problem]
+    return config, None, []
+
+
 def _load(data):
     """Read a config.
 
-    :returns: (config dict or None, positions {path: (line, col)},
+    :returns: (config dict or None, its JSON text when given as text,
         list of problems)
     """
     if isinstance(data, dict):
-        try:
-            # A round trip copies the dict and proves it is plain JSON.
-            return json.loads(json.dumps(data)), {}, []
-        except (TypeError, ValueError) as exc:
-            return None, {}, [Problem(
-                '$', 'the config holds values that are not JSON (%s)'
-                % type(exc).__name__, 'pass only JSON types: dict, list, '
-                'str, int, bool and None')]
+        return _load_dict(data)
     if isinstance(data, (bytes, bytearray)):
+        if len(data) > MAX_CONFIG_SIZE:
+            return None, None, [_too_big(len(data))]
         text, problem = _decode(bytes(data))
         if problem:
-            return None, {}, [problem]
+            return None, None, [problem]
     elif isinstance(data, str):
+        # A character is at least one byte of UTF-8.
+        if len(data) > MAX_CONFIG_SIZE:
+            return None, None, [_too_big(len(data))]
         text = data.lstrip('\ufeff')
     else:
-        return None, {}, [Problem(
-            '$', 'the config is a %s, not JSON text or an object'
-            % type(data).__name__, 'pass the config as JSON text')]
+        return None, None, [Problem(
+            '$', 'the config is %s, not JSON text or an object'
+            % _value_name(data), 'pass the config as JSON text')]
     problem = _sniff(text)
     if problem:
-        return None, {}, [problem]
-    reader = _JSONReader(text)
+        return None, None, [problem]
+    repeated = []
+
+    def pairs(items):
+        result = dict(items)
+        if len(result) != len(items):
+            repeated.append(True)
+        return result
+
     try:
-        value = reader.read()
-    except _SyntaxError as exc:
+        value = json.loads(text, object_pairs_hook=pairs,
+                           parse_int=_parse_int,
+                           parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
         problem = _sniff_yaml(text)
-        if problem:
-            return None, {}, [problem]
-        line, column = _line_column(text, exc.pos)
-        return None, {}, [Problem(
-            '$', 'invalid JSON: %s' % exc.message, exc.fix, ERROR, line,
-            column)]
+        return None, None, [problem or _syntax_problem(text, exc.msg,
+                                                       exc.pos)]
+    except _NotJSON as exc:
+        match = next(m for m in _CONSTANT.finditer(text) if m.group(1))
+        line, column = _lines_and_columns(text, [match.start()])[
+            match.start()]
+        return None, None, [Problem(
+            '$', 'invalid JSON: %s is not a JSON value' % exc.args[0],
+            'write a number', ERROR, line, column)]
     except RecursionError:
-        return None, {}, [Problem('$', 'the JSON is nested too deeply',
-                                  'flatten the document')]
-    positions = {path: _line_column(text, pos)
-                 for path, pos in reader.positions.items()}
+        return None, None, [_too_deep('$')]
     if not isinstance(value, dict):
         kind = {list: 'an array', str: 'a string', type(None): 'null',
                 bool: 'a boolean'}.get(type(value), 'a number')
-        return None, {}, [Problem(
+        return None, None, [Problem(
             '$', 'the config is %s, not a JSON object' % kind,
             'write an object: {"ignition": {"version": "%s"}, ...}'
             % spec.NEWEST_VERSION, ERROR, 1, 1)]
+    problem = _nesting_problem(value)
+    if problem:
+        return None, text, [problem]
     problems = []
-    for path, pos in reader.duplicates:
-        line, column = _line_column(text, pos)
-        problems.append(Problem(
-            path, 'duplicate key: it is already set earlier in the same '
-            'object', 'keep a single %s key and merge the values' %
-            path.rsplit('.', 1)[-1], ERROR, line, column))
-    return value, positions, problems
+    if repeated:
+        _found, duplicates = _scan(text)
+        places = _lines_and_columns(text, [pos for _p, pos in duplicates])
+        for path, pos in duplicates:
+            line, column = places[pos]
+            problems.append(Problem(
+                path, 'duplicate key: it is already set earlier in the '
+                'same object', 'keep a single %s key and merge the values'
+                % path.rsplit('.', 1)[-1], ERROR, line, column))
+    return value, text, problems
 
 
-def _locate(problems, positions):
-    """Add line and column to problems, then order them as in the text."""
-    located = []
-    for problem in problems:
-        if problem.line is None and positions:
-            path = problem.path
-            while path not in positions and path != '$':
-                parent = _LAST_STEP.sub('', path)
-                if parent == path:
-                    break
-                path = parent
-            if path in positions:
-                line, column = positions[path]
-                problem = dataclasses.replace(problem, line=line,
-                                              column=column)
-        located.append(problem)
-    return sorted(located, key=lambda p: (p.line is None, p.line or 0,
-                                          p.column or 0))
+def _ancestors(path):
+    """``path`` and the paths of the values containing it, innermost first."""
+    ends = []
+    pos = 1
+    while pos < len(path):
+        match = _PATH_STEP.match(path, pos)
+        if not match:
+            break
+        pos = match.end()
+        ends.append(pos)
+    result = [path[:end] for end in reversed(ends)]
+    if not result or result[0] != path:
+        result.insert(0, path)
+    if result[-1] != '$':
+        result.append('$')
+    return result
+
+
+def _locate(problems, text):
+    """Add line and column to problems, then order them as in the text.
+
+    Positions are searched for only when there are problems to place.
+    """
+    unplaced = [p for p in problems if p.line is None]
+    if text is not None and unplaced:
+        wanted = set()
+        for problem in unplaced:
+            wanted.update(_ancestors(problem.path))
+        found, _duplicates = _scan(text, wanted)
+        places = _lines_and_columns(text, found.values())
+        located = []
+        for problem in problems:
+            if problem.line is None:
+                for path in _ancestors(problem.path):
+                    if path in found:
+                        line, column = places[found[path]]
+                        problem = dataclasses.replace(
+                            problem, line=line, column=column)
+                        break
+            located.append(problem)
+        problems = located
+    return sorted(problems, key=lambda p: (p.line is None, p.line or 0,
+                                           p.column or 0))
 
 
 # Small helpers for values whose type may be wrong (the shape check has
@@ -716,6 +927,8 @@ class _Validator:
         self.needs_network = False
         self.declared = None
         self.version = None
+        # {spec version: whether the declared version has it}
+        self._since = {}
 
     def error(self, path, message, fix=None):
         self.problems.append(Problem(path, message, fix, ERROR))
@@ -724,7 +937,11 @@ class _Validator:
         self.problems.append(Problem(path, message, fix, WARNING))
 
     def since(self, version):
-        return spec.at_least(self.version, version)
+        known = self._since.get(version)
+        if known is None:
+            known = self._since[version] = spec.at_least(self.version,
+                                                         version)
+        return known
 
     def run(self):
         self.version = self._check_version()
@@ -817,6 +1034,12 @@ class _Validator:
     # Shape: types, unknown keys, keys of newer specs
 
     def _check_shape(self, value, kind, path):
+        """Check types, unknown keys and keys of newer specs.
+
+        Scalars are checked in the loop of their object or list, and JSON
+        paths are built only for containers and for problems: this runs
+        for every value of the config.
+        """
         if value is None:
             return
         if isinstance(kind, dict):
@@ -824,33 +1047,44 @@ class _Validator:
                 self._wrong_type(path, value, kind)
                 return
             for key, item in value.items():
-                member = _child(path, key)
-                if key not in kind:
-                    self._unknown_key(member, key, kind)
+                entry = kind.get(key)
+                if entry is None:
+                    self._unknown_key(_child(path, key), key, kind)
                     continue
-                item_kind, since = kind[key]
+                item_kind, since = entry
                 if not self.since(since):
-                    self._too_new(member, key, since)
+                    self._too_new(_child(path, key), key, since)
+                elif item is None:
                     continue
-                self._check_shape(item, item_kind, member)
+                elif isinstance(item_kind, str):
+                    if not _has_scalar_type(item, item_kind):
+                        self._wrong_type(_child(path, key), item, item_kind)
+                else:
+                    self._check_shape(item, item_kind, _child(path, key))
         elif isinstance(kind, list):
             if not isinstance(value, list):
                 self._wrong_type(path, value, kind)
                 return
+            item_kind = kind[0]
+            scalar = isinstance(item_kind, str)
             for index, item in enumerate(value):
-                item_path = '%s[%d]' % (path, index)
                 if item is None:
-                    self.error(item_path, 'a list item cannot be null',
-                               'remove the null item')
-                else:
-                    self._check_shape(item, kind[0], item_path)
-        elif not _has_type(value, kind):
+                    self.error('%s[%d]' % (path, index), 'a list item '
+                               'cannot be null', 'remove the null item')
+                elif not scalar:
+                    self._check_shape(item, item_kind,
+                                      '%s[%d]' % (path, index))
+                elif not _has_scalar_type(item, item_kind):
+                    self._wrong_type('%s[%d]' % (path, index), item,
+                                     item_kind)
+        elif not _has_scalar_type(value, kind):
             self._wrong_type(path, value, kind)
-        elif kind == schema.INTEGER and abs(value) >= _MAX_INT:
-            self.error(path, 'the number is out of range',
-                       'write a smaller integer')
 
     def _wrong_type(self, path, value, kind):
+        if kind == schema.INTEGER and _is_int(value):
+            self.error(path, 'the number is out of range',
+                       'write a smaller integer')
+            return
         expected = _type_name(kind)
         fix = 'write %s' % expected
         if kind == schema.INTEGER and path.endswith('.mode'):
@@ -928,15 +1162,17 @@ class _Validator:
 
         :returns: (scheme or None, decoded bytes of a data: URL or None)
         """
-        try:
-            parsed = urllib.parse.urlsplit(url)
-        except ValueError:
-            self.error(path, 'the URL cannot be parsed',
-                       'write a valid absolute URL')
-            return None, None
-        scheme = parsed.scheme.lower()
-        schemes = ', '.join(s for s, since in schema.URL_SCHEMES.items()
-                            if self.since(since))
+        if url[:5].lower() == 'data:' and url[5:7] != '//':
+            # What urlsplit would say, without its cost for every file.
+            scheme = 'data'
+        else:
+            try:
+                parsed = urllib.parse.urlsplit(url)
+            except ValueError:
+                self.error(path, 'the URL cannot be parsed',
+                           'write a valid absolute URL')
+                return None, None
+            scheme = parsed.scheme.lower()
         if not scheme:
             self.error(path, 'the URL is relative (it has no scheme)',
                        'write an absolute URL such as https://host/file or '
@@ -944,14 +1180,14 @@ class _Validator:
             return None, None
         if scheme not in schema.URL_SCHEMES:
             self.error(path, 'URL scheme %s is not supported' % _show(scheme),
-                       'use one of: %s' % schemes)
+                       'use one of: %s' % self._schemes())
             return None, None
         since = schema.URL_SCHEMES[scheme]
         if not self.since(since):
             self.error(path, '%s URLs need spec %s or newer (declared %s)'
                        % (scheme, since, self.version),
                        'declare "version": "%s" or newer, or use one of: %s'
-                       % (since, schemes))
+                       % (since, self._schemes()))
             return scheme, None
         if scheme == 'data':
             return scheme, self._decode_data_url(path, url)
@@ -964,6 +1200,10 @@ class _Validator:
             self.error(path, 'the %s URL has no host' % scheme,
                        'write %s://host/path' % scheme)
         return scheme, None
+
+    def _schemes(self):
+        return ', '.join(s for s, since in schema.URL_SCHEMES.items()
+                         if self.since(since))
 
     def _decode_data_url(self, path, url):
         try:
@@ -1401,7 +1641,7 @@ class _Validator:
                        'add "target": "/path/the/link/points/to"')
 
     def _check_mode(self, path, mode):
-        if not _is_int(mode):
+        if not _has_scalar_type(mode, schema.INTEGER):
             return
         as_octal = _octal_lookalike(mode)
         if mode < 0 or mode > 0o7777:
@@ -1563,6 +1803,15 @@ class _Validator:
                     seen[value] = path
 
 
+def _has_scalar_type(value, kind):
+    """Whether ``value`` is a ``kind`` (a scalar kind) Ignition takes."""
+    if kind == schema.STRING:
+        return isinstance(value, str)
+    if kind == schema.INTEGER:
+        return _is_int(value) and -_MAX_INT < value < _MAX_INT
+    return isinstance(value, bool)
+
+
 def _has_type(value, kind):
     if kind == schema.STRING:
         return isinstance(value, str)
@@ -1585,6 +1834,8 @@ def _type_name(kind):
 
 
 def _value_name(value):
+    if value is None:
+        return 'null'
     if isinstance(value, bool):
         return 'a boolean'
     if _is_int(value):

@@ -265,19 +265,25 @@ def _checksum(name, value, algo=None):
     return algo, text.lower()
 
 
+MAX_FETCH_RETRIES = 1000000
+"""Largest number of fetch retries accepted (use "infinite" for more)."""
+
+
 def _fetch_retries(value):
-    accepted = 'an integer >= 0 or "infinite"'
+    accepted = ('an integer from 0 to %d or "infinite"'
+                % MAX_FETCH_RETRIES)
     if isinstance(value, bool):
         raise exception.InvalidArgument('fetch_retries', value, accepted)
     if isinstance(value, int):
         number = value
     elif isinstance(value, str) and value.strip() == 'infinite':
         return 'infinite'
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif (isinstance(value, str) and value.strip().isascii()
+          and value.strip().isdigit() and len(value.strip()) <= 10):
         number = int(value.strip())
     else:
         raise exception.InvalidArgument('fetch_retries', value, accepted)
-    if number < 0:
+    if not 0 <= number <= MAX_FETCH_RETRIES:
         raise exception.InvalidArgument('fetch_retries', value, accepted)
     return number
 

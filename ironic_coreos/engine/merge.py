@@ -35,6 +35,7 @@ import base64
 import copy
 import dataclasses
 import gzip
+import marshal
 import posixpath
 import re
 
@@ -123,7 +124,7 @@ def merge(config, additions, max_version=spec.NEWEST_VERSION, skipped=None):
     user = _checked_user(additions.ssh_user) if keys else None
     kargs = _checked_kargs(additions.kernel_args)
 
-    result = copy.deepcopy(config)
+    result = _copy(config)
     version = _declared_version(result, max_version)
 
     if additions.hostname is not None:
@@ -142,6 +143,20 @@ def merge(config, additions, max_version=spec.NEWEST_VERSION, skipped=None):
     if kargs:
         _merge_kargs(result, kargs, version, max_version)
     return result
+
+
+def _copy(config):
+    """A deep copy of ``config``.
+
+    NOTE: a marshal round trip copies the builtin containers and scalars
+    of a parsed config in C, many times faster than copy.deepcopy, which
+    matters for configs of megabytes; anything else falls back to
+    copy.deepcopy.
+    """
+    try:
+        return marshal.loads(marshal.dumps(config))
+    except ValueError:
+        return copy.deepcopy(config)
 
 
 # Checking the additions.
@@ -392,10 +407,6 @@ def _same_file(entry, item):
     return _user_file_bytes(entry) == item.contents
 
 
-def _below(path, parent):
-    return path.startswith(parent.rstrip('/') + '/')
-
-
 # Merging.
 
 
@@ -404,7 +415,9 @@ def _merge_files(config, wanted):
     sections = {}
     for kind in ('files', 'directories', 'links'):
         sections[kind] = _get(storage, kind, '$.storage.' + kind, list)
-    new = [item for item in wanted if not _check_file(sections, item)]
+    present = _check_files(sections, wanted)
+    new = [item for index, item in enumerate(wanted)
+           if index not in present]
     if not new:
         return
     files = _ensure(_ensure(config, 'storage', dict), 'files', list)
@@ -416,46 +429,84 @@ def _merge_files(config, wanted):
         })
 
 
-def _check_file(sections, item):
-    """Whether the config already has ``item``; raise on conflict."""
-    present = False
+def _slash_prefixes(path):
+    """Every ``path[:i]`` where ``path[i]`` is a slash."""
+    prefixes = []
+    index = path.find('/')
+    while index >= 0:
+        prefixes.append(path[:index])
+        index = path.find('/', index + 1)
+    return prefixes
+
+
+def _check_files(sections, wanted):
+    """Which additions the config already has; raise on a conflict.
+
+    One pass over the config's entries for all additions together (a
+    config may have thousands of entries). The conflict reported is the
+    one of the first addition that has any, at its first conflicting
+    entry.
+
+    :returns: the set of indexes in ``wanted`` of additions present.
+    """
+    by_path = {item.path: index for index, item in enumerate(wanted)}
+    # {directory-like prefix of an addition's path: [addition indexes]}
+    above = {}
+    for index, item in enumerate(wanted):
+        for prefix in set(_slash_prefixes(item.path)):
+            above.setdefault(prefix, []).append(index)
+    present = set()
+    first = {}
     for kind, entries in sections.items():
-        for index, entry in enumerate(entries):
-            where = '$.storage.%s[%d]' % (kind, index)
+        for number, entry in enumerate(entries):
+            where = '$.storage.%s[%d]' % (kind, number)
             if not isinstance(entry, dict):
-                raise exception.MergeConflict(
-                    '%s is not a JSON object; fix the config' % where)
+                for index in range(len(wanted)):
+                    first.setdefault(index, (
+                        '%s is not a JSON object; fix the config' % where))
+                continue
             path = entry.get('path')
             if not isinstance(path, str):
                 continue
             path = posixpath.normpath(path) if path else path
-            if path == item.path:
+            index = by_path.get(path)
+            if index is not None:
+                item = wanted[index]
                 if kind == 'files' and _same_file(entry, item):
-                    present = True
-                    continue
-                what = {'files': 'a file with other contents, mode, owner '
-                                 'or a remote source',
-                        'directories': 'a directory',
-                        'links': 'a link'}[kind]
-                raise exception.MergeConflict(
-                    '%s: the config writes %s at %s, where ironic-coreos '
-                    'needs to write a file (mode %s); remove that entry '
-                    'from the Ignition config, or stop ironic-coreos from '
-                    'adding %s' % (where, what, item.path, oct(item.mode),
-                                   item.path))
-            if _below(path, item.path):
-                raise exception.MergeConflict(
-                    '%s: the config puts %s below %s, where ironic-coreos '
-                    'needs to write a file; remove that entry or stop '
-                    'ironic-coreos from adding %s'
-                    % (where, path, item.path, item.path))
-            if _below(item.path, path) and kind in ('files', 'links'):
-                raise exception.MergeConflict(
-                    '%s: the config has a %s at %s, so no file can be '
-                    'written at %s below it; remove that entry or stop '
-                    'ironic-coreos from adding %s'
-                    % (where, kind[:-1] if kind == 'links' else 'file',
-                       path, item.path, item.path))
+                    present.add(index)
+                else:
+                    what = {'files': 'a file with other contents, mode, '
+                                     'owner or a remote source',
+                            'directories': 'a directory',
+                            'links': 'a link'}[kind]
+                    first.setdefault(index, (
+                        '%s: the config writes %s at %s, where '
+                        'ironic-coreos needs to write a file (mode %s); '
+                        'remove that entry from the Ignition config, or '
+                        'stop ironic-coreos from adding %s'
+                        % (where, what, item.path, oct(item.mode),
+                           item.path)))
+            for prefix in _slash_prefixes(path):
+                index = by_path.get(prefix)
+                if index is not None:
+                    item = wanted[index]
+                    first.setdefault(index, (
+                        '%s: the config puts %s below %s, where '
+                        'ironic-coreos needs to write a file; remove that '
+                        'entry or stop ironic-coreos from adding %s'
+                        % (where, path, item.path, item.path)))
+            if kind in ('files', 'links'):
+                for index in above.get(path.rstrip('/'), ()):
+                    item = wanted[index]
+                    first.setdefault(index, (
+                        '%s: the config has a %s at %s, so no file can be '
+                        'written at %s below it; remove that entry or stop '
+                        'ironic-coreos from adding %s'
+                        % (where, 'link' if kind == 'links' else 'file',
+                           path, item.path, item.path)))
+    for index in range(len(wanted)):
+        if index in first:
+            raise exception.MergeConflict(first[index])
     return present
 
 

@@ -272,12 +272,20 @@ class _Link:
         return self.ipv4 if version == 4 else self.ipv6
 
 
+_JSON_TYPES = {list: 'an array', str: 'a string', int: 'a number',
+               float: 'a number', bool: 'a boolean', type(None): 'null'}
+
+
 def _fail(path, value, expected):
     """Raise NetworkDataError for ``value`` at JSON ``path``.
 
     :raises: NetworkDataError always.
     """
-    shown = repr(value)
+    try:
+        shown = repr(value)
+    except ValueError:
+        # Python does not print integers of more than 4,300 digits.
+        shown = 'an integer of more than 4300 digits'
     if len(shown) > 120:
         shown = shown[:117] + '...'
     raise NetworkDataError('network_data %s: invalid value %s; expected %s'
@@ -417,8 +425,10 @@ class _Converter(object):
 
     def __init__(self, network_data):
         if not isinstance(network_data, dict):
-            _fail('$', type(network_data).__name__,
-                  'a JSON object with "links", "networks" and "services"')
+            raise NetworkDataError(
+                'network_data $: it is %s; expected a JSON object with '
+                '"links", "networks" and "services"'
+                % _JSON_TYPES.get(type(network_data), 'not JSON'))
         self.data = network_data
         self.links = []
         self.by_id = {}

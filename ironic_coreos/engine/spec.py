@@ -12,6 +12,8 @@
 
 """Ignition spec versions known to ironic-coreos."""
 
+import functools
+
 # Stable spec versions, oldest first. 3.6.0 has the schema of 3.5.0 (file
 # modes honour setuid/setgid/sticky).
 STABLE_VERSIONS = ('3.0.0', '3.1.0', '3.2.0', '3.3.0', '3.4.0', '3.5.0',
@@ -19,6 +21,7 @@ STABLE_VERSIONS = ('3.0.0', '3.1.0', '3.2.0', '3.3.0', '3.4.0', '3.5.0',
 NEWEST_VERSION = STABLE_VERSIONS[-1]
 
 
+@functools.lru_cache(maxsize=128)
 def version_tuple(version):
     """Turn ``'3.2.0'`` into ``(3, 2, 0)``.
 
@@ -34,5 +37,9 @@ def version_tuple(version):
 
 
 def at_least(version, minimum):
-    """Whether spec ``version`` is ``minimum`` or newer."""
+    """Whether spec ``version`` is ``minimum`` or newer.
+
+    Each version string is parsed once (the result is cached): checks
+    compare versions for every field of a config.
+    """
     return version_tuple(version) >= version_tuple(minimum)

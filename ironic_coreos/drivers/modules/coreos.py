@@ -37,6 +37,7 @@ is touched:
 import datetime
 import difflib
 import json
+import traceback
 from urllib import parse as urlparse
 
 from ironic.common import exception
@@ -108,7 +109,11 @@ def _problems_text(exc):
     for problem in getattr(exc, 'problems', ()) or ():
         if getattr(problem, 'severity', 'error') != 'error':
             continue
-        text = '%s: %s' % (problem.path, problem.message)
+        where = problem.path
+        if getattr(problem, 'line', None) is not None:
+            where = '%s (line %d, column %d)' % (where, problem.line,
+                                                 problem.column or 1)
+        text = '%s: %s' % (where, problem.message)
         if problem.fix:
             text += ' (fix: %s)' % problem.fix
         lines.append(text)
@@ -158,6 +163,37 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
             return exc_class(reason=msg)
         return exc_class(msg)
 
+    def _checked_args(self, task, step, step_args, exc_class, **kwargs):
+        """_build_args, with every failure as an Ironic exception.
+
+        An unexpected error (a bug, not the user's input) becomes
+        ``exc_class`` too, with a generic message naming the step; its
+        details are logged for the operator, without the input's content
+        (the exception's message may quote it).
+
+        :raises: exc_class.
+        """
+        try:
+            return self._build_args(task, step_args, **kwargs)
+        except _Failure as f:
+            raise self._fail(task, f, exc_class)
+        except Exception as e:
+            LOG.error('Node %(node)s: unexpected %(cls)s while checking the '
+                      'CoreOS deployment input in %(step)s; traceback '
+                      '(without the message, which may quote the input):\n'
+                      '%(tb)s', {'node': task.node.uuid,
+                                 'cls': e.__class__.__name__, 'step': step,
+                                 'tb': ''.join(traceback.format_tb(
+                                     e.__traceback__))})
+            failure = _Failure(
+                _('deployment input'),
+                _('%(step)s could not check the Ignition config, config '
+                  'drive, network data, step arguments and instance_info '
+                  '(internal error %(cls)s, details in the conductor log); '
+                  'check them with ironic-coreos-validate and deploy '
+                  'again') % {'step': step, 'cls': e.__class__.__name__})
+            raise self._fail(task, failure, exc_class) from None
+
     def _read_configdrive(self, task):
         value = task.node.instance_info.get('configdrive')
         try:
@@ -198,6 +234,40 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
                   '([coreos]max_ignition_version is %(max)s): %(problems)s')
                 % {'max': CONF.coreos.max_ignition_version,
                    'problems': _problems_text(e)})
+
+    def _parse_ignition(self, data, field):
+        """Parse the user's Ignition config (the check comes later).
+
+        :raises: _Failure with every problem when it cannot be parsed.
+        """
+        try:
+            return ignition.parse(data)
+        except engine_exc.InvalidIgnition as e:
+            self._check_ignition(data, field)
+            raise _Failure(field, _('not a valid Ignition config: %s')
+                           % _problems_text(e))
+
+    def _merge(self, config, node, field):
+        """Merge the node data into the config.
+
+        :param node: a :class:`ironic_coreos.engine.nodedata.NodeData`.
+        :raises: _Failure naming the field and the fix.
+        """
+        try:
+            return nodedata.merge_into(
+                config, node, max_version=CONF.coreos.max_ignition_version)
+        except engine_exc.MergeConflict as e:
+            raise _Failure(
+                field or _('Ignition config'),
+                _('the node data (hostname, SSH keys for user %(user)s, '
+                  'network keyfiles) cannot be merged into it: %(err)s')
+                % {'user': CONF.coreos.ssh_user, 'err': e})
+        except engine_exc.InvalidArgument as e:
+            raise _Failure(
+                _('config drive meta_data or [coreos]ssh_user'),
+                _('cannot be added to the Ignition config: %(err)s; fix the '
+                  'config drive (or [coreos]ssh_user) and deploy again')
+                % {'err': e})
 
     def _network_data(self, task, drive, generate):
         """network_data to convert: the config drive's or generated.
@@ -366,34 +436,33 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
                   'Ignition config, its meta_data gives host name and SSH '
                   'keys), set instance_info/ignition, or give the ignition '
                   'argument of the %s deploy step') % STEP_NAME)
-        if data is None:
-            config = {'ignition': {'version': _EMPTY_CONFIG_VERSION}}
-        else:
-            config = self._check_ignition(data, field).config
-
-        node = self._node_data(task, drive, generate_network)
+        # NOTE(coreos): the check runs once per call, on the merged config:
+        # merging only appends, so the merged config has every problem of
+        # the user's one. The user's config is checked on its own (with
+        # line and column in its text) only when something fails, so that
+        # its own mistakes are reported first, as such; or when the merge
+        # raised the spec version, which may hide problems.
         try:
-            merged = nodedata.merge_into(
-                config, node, max_version=CONF.coreos.max_ignition_version)
-        except engine_exc.MergeConflict as e:
-            raise _Failure(
-                field or _('Ignition config'),
-                _('the node data (hostname, SSH keys for user %(user)s, '
-                  'network keyfiles) cannot be merged into it: %(err)s')
-                % {'user': CONF.coreos.ssh_user, 'err': e})
-        except engine_exc.InvalidArgument as e:
-            raise _Failure(
-                _('config drive meta_data or [coreos]ssh_user'),
-                _('cannot be added to the Ignition config: %(err)s; fix the '
-                  'config drive (or [coreos]ssh_user) and deploy again')
-                % {'err': e})
+            if data is None:
+                config = {'ignition': {'version': _EMPTY_CONFIG_VERSION}}
+            else:
+                config = self._parse_ignition(data, field)
+            node = self._node_data(task, drive, generate_network)
+            merged = self._merge(config, node, field)
+            report = self._check_ignition(
+                merged, _('Ignition config merged with the node data'))
+            if data is not None and (merged['ignition']['version']
+                                     != config['ignition']['version']):
+                self._check_ignition(data, field)
+        except _Failure:
+            if data is not None:
+                self._check_ignition(data, field)
+            raise
         if notes is not None:
             notes.extend(node.unused)
             for message in node.moved:
                 LOG.warning('Node %(node)s: %(msg)s',
                             {'node': task.node.uuid, 'msg': message})
-        report = self._check_ignition(
-            merged, _('Ignition config merged with the node data'))
 
         options['ignition'] = merged
         node_dict = {'instance_info': task.node.instance_info,
@@ -458,11 +527,9 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         step_args = self._template_step_args(task)
         if step_args is None:
             return
-        try:
-            self._build_args(task, step_args, use_configdrive=False,
-                             generate_network=False)
-        except _Failure as f:
-            raise self._fail(task, f, exception.InvalidParameterValue)
+        self._checked_args(task, 'validate', step_args,
+                           exception.InvalidParameterValue,
+                           use_configdrive=False, generate_network=False)
 
     def supports_deploy(self, task):
         """Whether the node's instance_info asks for a CoreOS deployment.
@@ -518,14 +585,12 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
             _forget_progress(task.node)
             step_args = self._template_step_args(task)
             if step_args is not None:
-                try:
-                    # NOTE(coreos): the Ignition config may come as an
-                    # argument given with --deploy-steps, which Ironic
-                    # stores only after prepare: deploy() requires it.
-                    self._build_args(task, step_args,
-                                     require_ignition=False)
-                except _Failure as f:
-                    raise self._fail(task, f, exception.InstanceDeployFailure)
+                # NOTE(coreos): the Ignition config may come as an argument
+                # given with --deploy-steps, which Ironic stores only after
+                # prepare: deploy() requires it.
+                self._checked_args(task, 'prepare', step_args,
+                                   exception.InstanceDeployFailure,
+                                   require_ignition=False)
         super().prepare(task)
 
     @METRICS.timer('CoreOSDeploy.deploy')
@@ -544,10 +609,8 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         """
         step_args = self._planned_step_args(task)
         if step_args is not None:
-            try:
-                self._build_args(task, step_args)
-            except _Failure as f:
-                raise self._fail(task, f, exception.InstanceDeployFailure)
+            self._checked_args(task, 'deploy', step_args,
+                               exception.InstanceDeployFailure)
         return super().deploy(task)
 
     @METRICS.timer('CoreOSDeploy.install_coreos')
@@ -567,10 +630,9 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         """
         node = task.node
         notes = []
-        try:
-            args, report = self._build_args(task, kwargs, notes=notes)
-        except _Failure as f:
-            raise self._fail(task, f, exception.InstanceDeployFailure)
+        args, report = self._checked_args(task, STEP_NAME, kwargs,
+                                          exception.InstanceDeployFailure,
+                                          notes=notes)
         for note in notes:
             LOG.info('Node %(node)s: %(note)s',
                      {'node': node.uuid, 'note': note})

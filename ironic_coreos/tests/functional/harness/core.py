@@ -328,9 +328,11 @@ class Harness(object):
         if config_drive is not None:
             if not isinstance(config_drive, str):
                 config_drive = json.dumps(config_drive)
-            elif not config_drive.startswith(('http://', 'https://', '{')):
-                # A pre-rendered (base64) drive is given as a file: the CLI
-                # takes any argument with a slash for a path.
+            if (len(config_drive) > 65536 or not config_drive.startswith(
+                    ('http://', 'https://', '{'))):
+                # A pre-rendered (base64) drive, or one too long for a
+                # command line argument, is given as a file: the CLI takes
+                # any argument with a slash for a path (and reads JSON).
                 drive_file = os.path.join(node.dir, 'configdrive.b64')
                 fd = os.open(drive_file, os.O_WRONLY | os.O_CREAT
                              | os.O_TRUNC, 0o600)

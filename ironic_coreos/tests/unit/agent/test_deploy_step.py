@@ -201,6 +201,20 @@ class TestDeployExtension(base.IronicAgentTest):
         [record] = self._records()
         self.assertEqual(IGNITION, record['ignition'])
 
+    def test_unexpected_check_error(self, mock_uefi):
+        with mock.patch.object(hardware_manager.ignition, 'check',
+                               autospec=True,
+                               side_effect=ValueError(MARKER)):
+            result = self._deploy(ignition=IGNITION)
+        self.assertEqual('FAILED', result.command_status)
+        message = str(result.command_error)
+        self.assertIn('could not check the Ignition config', message)
+        self.assertIn('internal error ValueError', message)
+        self.assertNotIn(MARKER, message)
+        self.assertNotIn(MARKER, self.log.output)
+        # The installer never ran.
+        self.assertFalse(os.path.exists(self.record))
+
     def test_installer_failure(self, mock_uefi):
         with open(self.fail_flag, 'w'):
             pass

@@ -947,7 +947,6 @@ class TestSecretFilter(Base):
         self.assertNotIn(MARKER, self.log.output)
 
 
-
 KEY = ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEBAQEBAQEBAQEBAQEBAQEBAQEBAQE'
        'BAQEBAQEBAQEB user@x')
 META_KEY = ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAICAgICAgICAgICAgICAgICAg'

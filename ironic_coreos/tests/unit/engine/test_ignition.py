@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from ironic_coreos.engine import exception
 from ironic_coreos.engine import ignition
 from ironic_coreos.engine import spec
+from ironic_coreos.tests import large_ignition
 
 # The corpus of configs with their expected verdicts (EXPECT.tsv);
 # IRONIC_COREOS_IGNITION_CORPUS points the tests at another copy.
@@ -943,6 +944,165 @@ class TestRobustness(unittest.TestCase):
         self.assertIsInstance(report.summary(), str)
         for problem in report.errors + report.warnings:
             self.assertIn(problem.severity, ('error', 'warning'))
+
+
+def _indented_lines(config):
+    """{JSON path: (line, column)} of ``json.dumps(config, indent=1)``.
+
+    An oracle independent of the validator: with one-space indentation
+    every member and every array item starts its own line, at one space
+    per level.
+    """
+    places = {'$': (1, 1)}
+    line = 1
+
+    def walk(value, path, depth):
+        nonlocal line
+        if isinstance(value, dict):
+            items = [(ignition._child(path, k), v) for k, v in value.items()]
+        elif isinstance(value, list):
+            items = [('%s[%d]' % (path, i), v) for i, v in enumerate(value)]
+        else:
+            return
+        if not items:
+            return
+        for item_path, item in items:
+            line += 1
+            places.setdefault(item_path, (line, depth + 1))
+            walk(item, item_path, depth + 1)
+        line += 1  # the closing bracket
+
+    walk(config, '$', 1)
+    return places
+
+
+def _expected_place(places, path):
+    for candidate in ignition._ancestors(path):
+        if candidate in places:
+            return places[candidate]
+    return None
+
+
+def _keys(problems):
+    return sorted((p.path, p.severity, p.message, p.fix) for p in problems)
+
+
+_ODD_KEYS = st.text(alphabet=st.sampled_from(
+    ['a', 'Z', '_', '"', '\\', '[', ']', '{', '}', ',', ':', ' ', '\n',
+     '\u00e9', '\U0001f600', '.', '0']), max_size=6)
+
+
+@st.composite
+def _mutated_configs(draw):
+    """Mostly valid configs with a few wrong or odd values."""
+    version = draw(st.sampled_from(spec.STABLE_VERSIONS))
+    files = [_file(path=draw(st.sampled_from(['/etc/a', 'rel', '/etc//b',
+                                              '/etc/a'])),
+                   mode=draw(st.sampled_from([420, 384, 644, '420', None,
+                                              -1, 2 ** 70, 1.5])),
+                   source=draw(st.sampled_from(['data:,x', 'ftp://h/x',
+                                                'data:;base64,@@', None])))
+             for _ in range(draw(st.integers(0, 4)))]
+    for entry in files:
+        if draw(st.booleans()):
+            entry[draw(_ODD_KEYS)] = draw(st.sampled_from(
+                [[], {}, [[1, [2]], {}], '"]}', None, 7]))
+    config = _cfg(version, storage={'files': files, 'links': [
+        {'path': '/etc/l', 'target': draw(st.sampled_from(['/x', '']))}]},
+        systemd={'units': [{'name': draw(st.sampled_from(
+            ['a.service', 'b', 'c.servce'])), 'contents': UNIT}]})
+    if draw(st.booleans()):
+        config[draw(_ODD_KEYS)] = draw(st.sampled_from([{'x': []}, [{}], 0]))
+    return config
+
+
+class TestTextAndDict(unittest.TestCase):
+    """A config as text and as a dict: same verdict, same problems."""
+
+    def assertSameVerdict(self, config, name=''):
+        as_dict = ignition.validate(config)
+        text = json.dumps(config, indent=1)
+        as_text = ignition.validate(text)
+        self.assertEqual(_keys(as_dict.errors), _keys(as_text.errors), name)
+        self.assertEqual(_keys(as_dict.warnings), _keys(as_text.warnings),
+                         name)
+        self.assertEqual(as_dict.valid, as_text.valid)
+        places = _indented_lines(config)
+        for problem in as_text.errors + as_text.warnings:
+            self.assertIsNotNone(problem.line, problem)
+            self.assertIn('line %d, column %d' % (problem.line,
+                                                  problem.column),
+                          str(problem))
+            self.assertEqual(_expected_place(places, problem.path),
+                             (problem.line, problem.column),
+                             '%s: %s' % (name, problem))
+        for problem in as_dict.errors + as_dict.warnings:
+            self.assertIsNone(problem.line)
+        return as_text
+
+    def test_rule_and_good_cases(self):
+        cases = [(n, c) for n, c, _p, _s, _f in RULE_CASES] + GOOD_CASES
+        for name, config in cases:
+            with self.subTest(name=name):
+                self.assertSameVerdict(config, name)
+
+    def test_corpus(self):
+        with open(os.path.join(CORPUS, 'EXPECT.tsv')) as stream:
+            names = [line.split('\t')[0] for line in stream][1:]
+        compared = 0
+        for name in names:
+            with open(os.path.join(CORPUS, name), 'rb') as stream:
+                try:
+                    config = json.loads(stream.read())
+                except ValueError:
+                    continue  # not JSON: only text can say so
+            if isinstance(config, dict):
+                with self.subTest(name=name):
+                    self.assertSameVerdict(config, name)
+                compared += 1
+        self.assertGreater(compared, 40)
+
+    def test_large_config_with_problems(self):
+        config = large_ignition.build(64 * 1024)
+        files = config['storage']['files']
+        files[3]['mode'] = 755
+        files[-1]['path'] = 'var/lib/x'
+        del files[10]['contents']['source']
+        files[10]['overwrite'] = True
+        config['systemd']['units'][5]['name'] = 'task.servce'
+        config['passwd']['users'][0]['sshAuthorizedKeys'].append('nope')
+        report = self.assertSameVerdict(config)
+        self.assertEqual(
+            sorted(['$.storage.files[10].overwrite',
+                    '$.storage.files[%d].path' % (len(files) - 1),
+                    '$.systemd.units[5].name',
+                    '$.passwd.users[0].sshAuthorizedKeys[4]']),
+            sorted(_paths(report.errors)))
+        self.assertEqual(['$.storage.files[3].mode'],
+                         _paths(report.warnings))
+
+    @hypothesis.settings(max_examples=100, deadline=None)
+    @hypothesis.given(_mutated_configs())
+    def test_generated(self, config):
+        self.assertSameVerdict(config)
+
+    def test_compact_text_places(self):
+        text = ('{"ignition":{"version":"3.2.0"},"storage":{"files":['
+                '{"path":"/a","mode":420},{"path":"b","mode":420,'
+                '"x\\"]":[1,{"y":[]}]}]}}')
+        report = ignition.validate(text)
+        self.assertEqual(
+            [('$.storage.files[1].path', 1, text.index('"path":"b"') + 1),
+             ('$.storage.files[1]["x\\"]"]', 1, text.index('"x\\"') + 1)],
+            [(p.path, p.line, p.column) for p in report.errors])
+
+    def test_duplicate_key_place(self):
+        text = ('{"ignition": {"version": "3.2.0"},\n"storage": {\n'
+                '"files": [],\n"files": [{"path": "x"}]}}')
+        report = ignition.validate(text)
+        self.assertEqual(
+            [('$.storage.files', 4, 1), ('$.storage.files[0].path', 4, 12)],
+            [(p.path, p.line, p.column) for p in report.errors])
 
 
 @unittest.skipUnless(os.access(ORACLE, os.X_OK),

@@ -41,7 +41,9 @@ import requests
 
 from ironic_coreos.drivers.modules import coreos
 from ironic_coreos.engine import configdrive
+from ironic_coreos.engine import ignition
 from ironic_coreos.engine import installer
+from ironic_coreos.engine import merge
 from ironic_coreos.engine import redact
 from ironic_coreos.tests import configdrive as drives
 
@@ -861,6 +863,56 @@ class PrepareTestCase(CoreOSTestBase):
         self.set_instance_info(configdrive=json_configdrive(meta_data=meta))
         self.assertPrepareFails(mock_power, mock_boot, 'meta_data',
                                 'ssh_keys[0]')
+
+    def test_one_check_per_call(self, mock_power, mock_boot):
+        self.set_instance_info(configdrive=json_configdrive(
+            user_data=json.dumps(USER_CONFIG, indent=1)))
+        with mock.patch.object(ignition, 'validate', autospec=True,
+                               side_effect=ignition.validate) as mock_check:
+            with task_manager.acquire(self.context,
+                                      self.node.uuid) as task:
+                self.deploy.prepare(task)
+        # Only the merged config (a dict) is checked.
+        self.assertEqual(1, mock_check.call_count)
+        self.assertIsInstance(mock_check.call_args[0][0], dict)
+        self.assertEqual(
+            ['/etc/hostname'],
+            [f['path'] for f in mock_check.call_args[0][0]['storage'][
+                'files'] if f['path'] == '/etc/hostname'])
+
+    def test_user_config_problems_first_with_line(self, mock_power,
+                                                  mock_boot):
+        config = copy.deepcopy(USER_CONFIG)
+        config['storag'] = {}
+        network_data = copy.deepcopy(NETWORK_DATA)
+        network_data['networks'][0]['link'] = 'missing'
+        self.set_instance_info(configdrive=json_configdrive(
+            user_data=json.dumps(config, indent=1),
+            network_data=network_data))
+        exc = self.assertPrepareFails(mock_power, mock_boot,
+                                      'config drive user_data', '$.storag')
+        self.assertNotIn('network_data', str(exc))
+
+    def test_syntax_error_with_line(self, mock_power, mock_boot):
+        self.set_instance_info(configdrive=json_configdrive(
+            user_data='{"ignition": {"version": "3.2.0"},\n}'))
+        self.assertPrepareFails(mock_power, mock_boot,
+                                'config drive user_data',
+                                'trailing comma', 'line 2, column 1')
+
+    def test_unexpected_error_is_a_deploy_failure(self, mock_power,
+                                                  mock_boot):
+        self.set_instance_info(configdrive=json_configdrive())
+        with mock.patch.object(merge, 'merge', autospec=True,
+                               side_effect=ValueError(SECRET)):
+            with mock.patch.object(coreos.LOG, 'error',
+                                   autospec=True) as mock_log:
+                exc = self.assertPrepareFails(
+                    mock_power, mock_boot, 'prepare could not check',
+                    'internal error ValueError', 'deploy again')
+        self.assertNotIn(SECRET, str(exc))
+        self.assertNotIn(SECRET, str(mock_log.call_args))
+        self.assertIn('coreos.py', mock_log.call_args[0][1]['tb'])
 
     def test_not_deploying(self, mock_power, mock_boot):
         self.node.provision_state = states.ACTIVE
