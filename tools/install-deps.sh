@@ -21,6 +21,18 @@ PACKAGES=(
     parted
     util-linux
     xz-utils
+    # The VM lab's CoreOS-alike (tools/build-live-system.sh) and its qemu
+    # self test.
+    cpio
+    gdisk
+    grub-common
+    grub-efi-amd64-bin
+    mmdebstrap
+    openssh-client
+    ovmf
+    qemu-system-x86
+    squashfs-tools
+    zstd
 )
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -37,8 +49,9 @@ for pkg in "${PACKAGES[@]}"; do
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    apt-get update -qq -o DPkg::Lock::Timeout=600
+    apt-get install -y -qq --no-install-recommends \
+        -o DPkg::Lock::Timeout=600 "${missing[@]}"
 fi
 
 if [[ ! -x $TOP_DIR/.venv/bin/tox ]]; then
