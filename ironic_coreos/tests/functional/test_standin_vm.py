@@ -62,7 +62,7 @@ class VMModeTestCase(testtools.TestCase):
             installer.ALLOWED_DEVICES_ENV))
 
     def useFixture_patch(self, name, value):
-        patcher = mock.patch.object(installer, name, value)
+        patcher = mock.patch.object(installer, name, value)  # noqa: H210
         patcher.start()
         self.addCleanup(patcher.stop)
 
@@ -162,7 +162,7 @@ class VMModeTestCase(testtools.TestCase):
         path = os.path.join(self.dir, 'other.raw')
         with open(path, 'wb') as f:
             f.write(b'\x5a' * 4096)
-        with mock.patch.object(installer, '_say') as say:
+        with mock.patch.object(installer, '_say', autospec=True) as say:
             self.assertEqual(1, installer.main(
                 ['install', '--offline', path]))
         lines = [c[0][0] for c in say.call_args_list]
@@ -275,8 +275,10 @@ class MetalTestCase(testtools.TestCase):
             json.dump(IGNITION, f)
         self.useFixture(fixtures.EnvironmentVariable(
             installer.ALLOWED_DEVICES_ENV, self.disk))
-        with mock.patch.object(metal, 'LIVE_PAYLOAD_ROOT', self.root), \
-                mock.patch.object(installer, '_say') as say:
+        payload_root = mock.patch.object(  # noqa: H210
+            metal, 'LIVE_PAYLOAD_ROOT', self.root)
+        with payload_root, \
+                mock.patch.object(installer, '_say', autospec=True) as say:
             rc = installer.main([
                 'install', '--offline', '-i', config,
                 '--append-karg', 'a=b,c', '--delete-karg',

@@ -65,7 +65,8 @@ ROOT_MIN_MIB = 1536
 #: Size of the root partition of an image file (a disk gets all the rest).
 IMAGE_ROOT_MIB = 3072
 
-BOOT_CSV = 'shimx64.efi,CoreOS-alike,,This is the boot entry for CoreOS-alike\n'
+BOOT_CSV = ('shimx64.efi,CoreOS-alike,,This is the boot entry for '
+            'CoreOS-alike\n')
 
 _EXT4_OPTS = 'root_owner=0:0,lazy_itable_init=1,lazy_journal_init=1,nodiscard'
 
