@@ -63,8 +63,8 @@ DISK_MIB = 6144
 HOSTNAME = 'selftest-installed'
 HELLO = 'hello from the installed Ignition config'
 KARG = 'selftest.karg=a,b'
-LIVE_TIMEOUT = 1800
-INSTALLED_TIMEOUT = 900
+LIVE_TIMEOUT = 3600
+INSTALLED_TIMEOUT = 2400
 
 
 def _data_url(data, compress=False):
@@ -156,6 +156,8 @@ INSTALL_SCRIPT = '''#!/bin/bash
 # Run by the live system's Ignition config (selftest).
 say() { echo "$*" > /dev/ttyS0; }
 say "SELFTEST-LIVE-HOST installer=$(stat -c %F /usr/bin/coreos-installer)"
+journalctl -b -u selftest-podman.service --no-pager -o cat | tail -n 15 \
+    > /dev/ttyS0
 start=$(date +%s)
 coreos-installer install --offline -i /var/lib/selftest/installed.ign \\
     --append-karg KARG /dev/vda > /var/lib/selftest/install.log 2>&1
