@@ -42,8 +42,8 @@ LIVE_KARGS = (
 #: Guest memory a live system running the agent container wants (MiB).
 LIVE_MEMORY_MIB = 3072
 
-#: On the console (systemd's status line) when Ignition is done.
-IGNITION_DONE = 'Ignition Complete'
+#: In the initramfs's kernel log on the console when Ignition is done.
+IGNITION_DONE = 'Reached target ignition-complete.target'
 
 
 class LiveSystem(object):
