@@ -13,7 +13,7 @@ depends() {
 
 install() {
     inst_multiple curl cpio losetup mount umount blkid udevadm rm cp sleep \
-        mkdir chmod modprobe cat grep
+        mkdir chmod modprobe cat grep sync
     inst_script "$moddir/is-live-image" /usr/bin/is-live-image
     inst_script "$moddir/coreos-alike-live-root" \
         /usr/libexec/coreos-alike-live-root
