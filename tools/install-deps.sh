@@ -32,6 +32,15 @@ PACKAGES=(
     uidmap
     util-linux
     xz-utils
+    # The VM lab's CoreOS-alike (tools/build-live-system.sh) and its qemu
+    # self test.
+    gdisk
+    grub-common
+    grub-efi-amd64-bin
+    openssh-client
+    ovmf
+    qemu-system-x86
+    squashfs-tools
     zstd
 )
 

@@ -552,7 +552,13 @@ def inspect_disk(path):
     roots = [p for p in parts
              if p['label'] == 'root' and p['fstype'] == 'ext4']
     if len(roots) == 1:
-        text = read_file(path, roots[0]['start'], '/etc/os-release')
+        root = roots[0]['start']
+        name = '/etc/os-release'
+        # os-release(5): /etc/os-release may be a symlink to
+        # ../usr/lib/os-release (as on Debian); debugfs does not follow it.
+        if (stat_mode(path, root, name) or 0) & 0o170000 == 0o120000:
+            name = '/usr/lib/os-release'
+        text = read_file(path, root, name)
         if text is not None:
             result['os_release'] = _parse_os_release(
                 text.decode(errors='replace'))
