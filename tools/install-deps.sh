@@ -22,6 +22,24 @@ PACKAGES=(
     util-linux
     xz-utils
 )
+# The VM lab (tox -e vmlab): emulator, UEFI firmware with iPXE, libvirt
+# started by hand, DHCP and router advertisements, a container registry.
+PACKAGES+=(
+    dnsmasq-base
+    docker-registry
+    ipxe-qemu
+    libvirt-clients
+    libvirt-daemon-driver-qemu
+    libvirt-daemon-system
+    openssh-client
+    ovmf
+    python3-libvirt
+    python3-venv
+    qemu-system-x86
+    qemu-utils
+    radvd
+    skopeo
+)
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "tools/install-deps.sh must run as root (it installs packages)" >&2
@@ -37,8 +55,9 @@ for pkg in "${PACKAGES[@]}"; do
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        --no-install-recommends "${missing[@]}"
 fi
 
 if [[ ! -x $TOP_DIR/.venv/bin/tox ]]; then
