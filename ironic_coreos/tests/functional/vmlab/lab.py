@@ -586,10 +586,17 @@ class Lab(object):
             os.path.dirname(HERE)))),
                'IRONIC_COREOS_VMLAB_HOST_MNTNS': str(
                    os.stat('/proc/self/ns/mnt').st_ino)}
-        self.spawn('virtlogd', wrapper + ['--', VIRTLOGD], env=env,
+        run_dir = os.path.join(root, 'run_libvirt')
+        # Own pid files: the defaults (/run/virtlogd.pid, /run/libvirtd.pid)
+        # would clash with another lab or the host's daemons.
+        self.spawn('virtlogd', wrapper + [
+            '--', VIRTLOGD, '--pid-file',
+            os.path.join(run_dir, 'virtlogd.pid')], env=env,
                    ready=lambda: os.path.exists(os.path.join(
                        root, 'run_libvirt', 'virtlogd-sock')))
-        self.spawn('libvirtd', wrapper + ['--', LIBVIRTD], env=env,
+        self.spawn('libvirtd', wrapper + [
+            '--', LIBVIRTD, '--pid-file',
+            os.path.join(run_dir, 'libvirtd.pid')], env=env,
                    ready=lambda: os.path.exists(self.libvirt_sock)
                    and self.virsh('version', check=False, quiet=True)
                    is not None)
@@ -660,7 +667,7 @@ class Lab(object):
             ('deploy', 'default_boot_mode'): 'uefi',
             ('deploy', 'erase_devices_metadata_priority'): '10',
             ('api', 'ramdisk_heartbeat_timeout'): '60',
-            ('conductor', 'deploy_callback_timeout'): '1200',
+            ('conductor', 'deploy_callback_timeout'): '600',
             ('conductor', 'clean_callback_timeout'): '1200',
             ('conductor', 'check_provision_state_interval'): '10',
             ('agent', 'command_timeout'): '120',
@@ -671,7 +678,7 @@ class Lab(object):
         opts.update(self.ironic_options)
         self.ironic = LabIronic(
             self, self.registry, sd, self.ip, PORTS['ironic'],
-            self.deploy_interfaces, callback_timeout=1200, extra=opts,
+            self.deploy_interfaces, callback_timeout=600, extra=opts,
             marker=self.marker)
         self.ironic.write_config()
         self.ironic.create_schema()
@@ -891,8 +898,16 @@ def leftovers():
             procs.append(int(pid))
     dirs = []
     if os.path.isdir(resources.RUNS_ROOT):
-        dirs = [d for d in os.listdir(resources.RUNS_ROOT)
-                if d.startswith('vm')]
+        for d in os.listdir(resources.RUNS_ROOT):
+            journal = os.path.join(resources.RUNS_ROOT, d, resources.JOURNAL)
+            try:
+                with open(journal) as f:
+                    kept = json.load(f).get('keep')
+            except (OSError, ValueError):
+                # A kept run's journal is gone once its resources are.
+                kept = not os.path.exists(journal)
+            if d.startswith('vm') and not kept:
+                dirs.append(d)
     return {'netns': spaces, 'processes': procs, 'dirs': dirs}
 
 
