@@ -12,7 +12,9 @@
 
 """Time deployments of simulated nodes through the real Ironic and agent.
 
-Run as root: ``python tools/benchmark.py [--samples 3] [--json FILE]``.
+Run as root: ``python tools/benchmark.py [--samples 3] [--json FILE]``;
+``python tools/benchmark.py vm`` times virtual machines instead (the VM
+lab, see ``ironic_coreos/tests/functional/vmlab``).
 One Ironic, sixteen simulated nodes (network namespace, loop device disk,
 real ironic-python-agent), the coreos-installer stand-in. Prints, for this
 machine:
@@ -206,6 +208,11 @@ def run(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['vm']:
+        # Virtual machines through Redfish (the VM lab, tox env vmlab).
+        from ironic_coreos.tests.functional.vmlab import bench
+        return bench.main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--samples', type=int, default=3,
                         help='deployments per median (default 3)')
