@@ -21,6 +21,18 @@ PACKAGES=(
     parted
     util-linux
     xz-utils
+    # The VM lab's CoreOS-alike (tools/build-live-system.sh) and its qemu
+    # self test.
+    cpio
+    gdisk
+    grub-common
+    grub-efi-amd64-bin
+    mmdebstrap
+    openssh-client
+    ovmf
+    qemu-system-x86
+    squashfs-tools
+    zstd
 )
 # The VM lab (tox -e vmlab): emulator, UEFI firmware with iPXE, libvirt
 # started by hand, DHCP and router advertisements, a container registry.

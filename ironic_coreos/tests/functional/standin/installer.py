@@ -24,8 +24,12 @@ network keyfiles, saved partitions, the partition table wiped on failure
 unless ``--preserve-on-error``).
 
 It refuses every destination not listed in ``COREOS_STANDIN_ALLOWED_DEVICES``
-and anything but regular files and loop devices. See ``README`` next to this
-file for the environment variables, including fault injection.
+and anything but regular files and loop devices. Inside the VM lab's live
+system (:data:`VM_MARKER` exists and the firmware says QEMU) it also writes
+the VM's own virtio disks, whole disks only, and ``--offline`` writes the
+CoreOS-alike metal disk from the live system's payload (``metal.py``). See
+``README`` next to this file for the environment variables, including fault
+injection.
 
 Run as ``python -m ironic_coreos.tests.functional.standin.installer`` or
 through the wrapper :func:`write_wrapper` writes.
@@ -45,6 +49,7 @@ import time
 import zlib
 
 from ironic_coreos.tests.functional.standin import disk
+from ironic_coreos.tests.functional.standin import metal
 
 VERSION = '0.22.0'
 
@@ -55,6 +60,14 @@ NETWORK_DIR_ENV = 'COREOS_STANDIN_NETWORK_DIR'
 
 DEFAULT_NETWORK_DIR = '/etc/NetworkManager/system-connections/'
 LOOP_MAJOR = 7
+#: Present only in the VM lab's live root: the stand-in runs in a VM.
+VM_MARKER = '/usr/lib/coreos-alike/standin-vm-mode'
+#: What the firmware of a lab VM reports as its vendor.
+VM_VENDOR = 'QEMU'
+DMI_VENDOR_FILE = '/sys/class/dmi/id/sys_vendor'
+PROC_DEVICES = '/proc/devices'
+SYS_DEV_BLOCK = '/sys/dev/block'
+BLKRRPART = 0x125F
 MIB = disk.MIB
 CHUNK = MIB
 FETCH_TIMEOUT = 30
@@ -335,8 +348,53 @@ def _allowed_devices():
             if p and os.path.isabs(p)]
 
 
+def vm_mode():
+    """Whether the stand-in runs in a lab VM's live system."""
+    return (os.path.exists(VM_MARKER)
+            and _read(DMI_VENDOR_FILE) == VM_VENDOR)
+
+
+def _virtio_major():
+    """Block major number of virtio-blk disks, or None."""
+    in_block = False
+    for line in _read(PROC_DEVICES).splitlines():
+        if line.strip() == 'Block devices:':
+            in_block = True
+            continue
+        fields = line.split()
+        if in_block and len(fields) == 2 and fields[1] == 'virtblk':
+            return int(fields[0])
+    return None
+
+
+def _check_vm_disk(dest, path):
+    """In a lab VM: accept a whole virtio disk, refuse anything else."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise InstallError('opening %s: %s' % (dest, exc.strerror))
+    major = _virtio_major()
+    why = None
+    if not stat.S_ISBLK(st.st_mode):
+        why = 'not a block device'
+    elif major is None or os.major(st.st_rdev) != major:
+        why = 'not a virtio disk (block major %d, virtio disks have %s)' % (
+            os.major(st.st_rdev), major)
+    elif os.path.exists('%s/%d:%d/partition' % (
+            SYS_DEV_BLOCK, os.major(st.st_rdev), os.minor(st.st_rdev))):
+        why = 'a partition, not a whole disk'
+    if why:
+        raise Refused("refusing to write to %s: %s; in the lab VM the "
+                      "stand-in writes only the VM's own virtio disks "
+                      "(/dev/vdX)" % (dest, why))
+    return st
+
+
 def check_destination(dest):
     """Refuse any destination but an allowed regular file or loop device.
+
+    In a lab VM (:func:`vm_mode`) a destination not listed in
+    ``COREOS_STANDIN_ALLOWED_DEVICES`` must be a whole virtio disk.
 
     :param dest: DEST_DEVICE as given.
     :returns: os.stat_result of the resolved destination.
@@ -344,6 +402,8 @@ def check_destination(dest):
     """
     allowed = _allowed_devices()
     path = os.path.normpath(os.path.abspath(dest))
+    if path not in allowed and vm_mode():
+        return _check_vm_disk(dest, path)
     if not allowed:
         raise Refused('refusing to write to %s: %s is not set; list the '
                       "test's own virtual disks there (colon-separated "
@@ -366,6 +426,11 @@ def check_destination(dest):
 
 
 def _loop_name(st):
+    """Kernel name of a block device (``loop3``, ``vda``)."""
+    link = '/sys/dev/block/%d:%d' % (os.major(st.st_rdev),
+                                     os.minor(st.st_rdev))
+    if os.path.exists(link):
+        return os.path.basename(os.path.realpath(link))
     return 'loop%d' % os.minor(st.st_rdev)
 
 
@@ -396,6 +461,14 @@ def _busy(name):
     """Why /dev/<name> (a whole block device) is busy, or None."""
     holders = os.listdir('/sys/block/%s/holders' % name) \
         if os.path.isdir('/sys/block/%s/holders' % name) else []
+    try:
+        children = os.listdir('/sys/block/%s' % name)
+    except OSError:
+        children = []
+    for part in children:
+        if part.startswith(name) and os.path.isdir(
+                '/sys/block/%s/%s/holders' % (name, part)):
+            holders += os.listdir('/sys/block/%s/%s/holders' % (name, part))
     if holders:
         return '/dev/%s is held by %s' % (name, ', '.join(sorted(holders)))
     devnode = '/dev/' + name
@@ -406,7 +479,7 @@ def _busy(name):
             if not fields:
                 continue
             src = fields[0]
-            if src == devnode or re.match(re.escape(devnode) + r'p\d+$',
+            if src == devnode or re.match(re.escape(devnode) + r'p?\d+$',
                                           src):
                 where = fields[1] if what == 'mounted on' else ''
                 return ('%s %s %s' % (src, what, where)).strip()
@@ -593,6 +666,51 @@ def open_source(args):
         return _Source(offline, _file_chunks(offline),
                        os.stat(offline).st_size, None, verify=False)
     return _stream_source(args)
+
+
+class _PayloadSource(object):
+    """The live system's own payload (the lab VM's ``--offline``)."""
+
+    verify = False
+    signature = None
+
+    def __init__(self, root):
+        self.description = root
+        self.payload = metal.load_payload(root)
+
+
+def open_offline_payload(args):
+    """The live payload when ``--offline`` (or no source) should use it.
+
+    :returns: a _PayloadSource, or None to use :func:`open_source`.
+    :raises: InstallError if the payload is unreadable.
+    """
+    if args.image_file or args.image_url or args.stream:
+        return None
+    if os.environ.get(OFFLINE_IMAGE_ENV):
+        return None
+    root = metal.find_payload()
+    if root is None:
+        return None
+    try:
+        source = _PayloadSource(root)
+    except disk.DiskError as exc:
+        raise InstallError('cannot perform offline install: %s' % exc)
+    _say('Installing the live system from %s (offline)' % root)
+    return source
+
+
+def _reread_partitions(fd, dest):
+    """Tell the kernel about the new partitions (BLKRRPART), with retries."""
+    for attempt in range(10):
+        try:
+            fcntl.ioctl(fd, BLKRRPART)
+            return
+        except OSError as exc:
+            error = exc
+            time.sleep(1)
+    raise InstallError('rereading the partition table of %s: %s'
+                       % (dest, error.strerror or error))
 
 
 def _decompressed(chunks):
@@ -948,6 +1066,7 @@ def edit_boot(dest, args, ignition):
                               old + line.encode())
         if args.copy_network:
             _copy_network(dest, off, args)
+        metal.refresh_grub_cfg(dest, off)
         disk.fsck(dest, off)
     except disk.DiskError as exc:
         raise InstallError('writing to the boot partition: %s' % exc)
@@ -1001,16 +1120,29 @@ def install(args, faults):
         try:
             dev_size = os.lseek(fd, 0, os.SEEK_END)
             _inject_faults(faults)
-            source = open_source(args)
-            _check_signature_present(source, args.insecure)
-            image_end = write_image(fd, dev_size, source,
-                                    _device_sector_size(st))
+            payload = open_offline_payload(args)
+            if payload is not None:
+                # The filesystem tools open the disk themselves.
+                os.close(fd)
+                fd = os.open(dest, os.O_WRONLY | os.O_CLOEXEC)
+                root_end = (min(p['start'] * 512 for p in saved)
+                            if saved else None)
+                image_end = metal.write_metal(dest, dev_size,
+                                              payload.payload, root_end,
+                                              say=_say)
+            else:
+                source = open_source(args)
+                _check_signature_present(source, args.insecure)
+                image_end = write_image(fd, dev_size, source,
+                                        _device_sector_size(st))
             if saved:
                 merge_saved(dest, saved, image_end)
             edit_boot(dest, args, ignition)
             if ignition is not None and args.ignition_hash:
                 _check_ignition_hash(ignition, args.ignition_hash)
             os.fsync(fd)
+            if stat.S_ISBLK(st.st_mode) and vm_mode():
+                _reread_partitions(fd, dest)
         except Exception as exc:
             # NOTE: whatever went wrong once the device is open, the
             # failure contract holds: report, then wipe unless asked not to.
