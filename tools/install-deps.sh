@@ -11,14 +11,24 @@ set -o pipefail
 
 TOP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PACKAGES=(
+    buildah
+    ca-certificates
     dosfstools
     e2fsprogs
     fdisk
+    fuse-overlayfs
     ignition
     iproute2
+    mmdebstrap
     mtools
     network-manager
     parted
+    podman
+    runc
+    skopeo
+    slirp4netns
+    systemd
+    uidmap
     util-linux
     xz-utils
     # The VM lab's CoreOS-alike (tools/build-live-system.sh) and its qemu
