@@ -40,8 +40,6 @@ Usage::
         lab.enroll(vm, deploy_interface='coreos', ...)
 """
 
-import configparser
-import contextlib
 import fcntl
 import hashlib
 import ipaddress
@@ -49,7 +47,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -239,8 +236,8 @@ class VM(object):
         self.index = index
         self.name = 'icvm-%s-%d' % (lab.run_id, index)
         self.uuid = str(uuid.uuid4())
-        self.mac = '52:54:00:%s:%s:%02x' % (lab.run_id[:2], lab.run_id[2:4],
-                                             0x10 + index)
+        self.mac = '52:54:00:%s:%s:%02x' % (
+            lab.run_id[:2], lab.run_id[2:4], 0x10 + index)
         self.ip = str(lab.net[10 + index])
         self.static_ip = str(lab.net[50 + index])
         self.memory_mib = memory_mib
@@ -259,7 +256,7 @@ class VM(object):
 
     def domain_xml(self):
         run = self.lab.run_id
-        return """<domain type='qemu'
+        template = """<domain type='qemu'
     xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>%(name)s</name>
   <uuid>%(uuid)s</uuid>
@@ -302,11 +299,13 @@ class VM(object):
     <qemu:env name='IRONIC_COREOS_E2E_RUN' value='%(run)s'/>
   </qemu:commandline>
 </domain>
-""" % {'name': self.name, 'uuid': self.uuid, 'mem': self.memory_mib,
-       'vcpus': self.vcpus, 'code': OVMF_CODE, 'vars': OVMF_VARS,
-       'nvram': self.nvram, 'qemu': QEMU, 'disk': self.disk,
-       'mac': self.mac, 'bridge': self.lab.bridge,
-       'console': self.console, 'run': run}
+"""
+        return template % {
+            'name': self.name, 'uuid': self.uuid, 'mem': self.memory_mib,
+            'vcpus': self.vcpus, 'code': OVMF_CODE, 'vars': OVMF_VARS,
+            'nvram': self.nvram, 'qemu': QEMU, 'disk': self.disk,
+            'mac': self.mac, 'bridge': self.lab.bridge,
+            'console': self.console, 'run': run}
 
     def create(self):
         os.makedirs(self.dir)
