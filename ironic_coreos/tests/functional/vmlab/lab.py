@@ -666,8 +666,8 @@ class Lab(object):
             ('deploy', 'default_boot_mode'): 'uefi',
             ('deploy', 'erase_devices_metadata_priority'): '10',
             ('api', 'ramdisk_heartbeat_timeout'): '60',
-            ('conductor', 'deploy_callback_timeout'): '600',
-            ('conductor', 'clean_callback_timeout'): '1200',
+            ('conductor', 'deploy_callback_timeout'): '1500',
+            ('conductor', 'clean_callback_timeout'): '1500',
             ('conductor', 'check_provision_state_interval'): '10',
             ('agent', 'command_timeout'): '120',
             ('pxe', 'ipxe_timeout'): '120',
@@ -677,7 +677,7 @@ class Lab(object):
         opts.update(self.ironic_options)
         self.ironic = LabIronic(
             self, self.registry, sd, self.ip, PORTS['ironic'],
-            self.deploy_interfaces, callback_timeout=600, extra=opts,
+            self.deploy_interfaces, callback_timeout=1500, extra=opts,
             marker=self.marker)
         self.ironic.write_config()
         self.ironic.create_schema()
