@@ -170,6 +170,7 @@ class VMTestCase(testtools.TestCase):
     def check_soft_power_off(self, data_from):
         """Tear-down used the agent's soft power-off (issue 18)."""
         log = self.lab.ironic.log_tail(50 << 20)[data_from:]
+        self.assertNotIn('Failed to soft power off', log)
         self.assertNotIn('Forcing hard power off', log)
 
 
