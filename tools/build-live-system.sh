@@ -139,7 +139,8 @@ rm -f "$ROOT/etc/dracut.conf.d/00-build-only.conf"
 # Files of the CoreOS-alike (presets, sshd, containers, sudo, marker).
 cp -a "$VMLAB_DIR/rootfs/." "$ROOT/"
 chown -R root:root "$ROOT/etc/containers" "$ROOT/etc/ssh/sshd_config.d" \
-    "$ROOT/etc/systemd" "$ROOT/etc/sudoers.d" "$ROOT/usr/lib/coreos-alike"
+    "$ROOT/etc/systemd" "$ROOT/etc/sudoers.d" "$ROOT/usr/lib/coreos-alike" \
+    "$ROOT/etc/selinux"
 # Unset machine id: presets apply on the first boot (Ignition's too).
 echo uninitialized > "$ROOT/etc/machine-id"
 rm -f "$ROOT/var/lib/dbus/machine-id"
@@ -200,6 +201,7 @@ unshare -m --propagation private /bin/sh -e -c '
         /boot/coreos-alike-initramfs.img
 ' sh "$ROOT" "$KVER" "$INITRD_DRIVERS" >&2
 mv "$ROOT/boot/coreos-alike-initramfs.img" "$WORK/out/initramfs.img"
+chmod 0644 "$WORK/out/initramfs.img"
 cp "$ROOT/boot/vmlinuz-$KVER" "$WORK/out/vmlinuz"
 # The installed system's payload, where CoreOS keeps it.
 cp "$WORK/out/vmlinuz" "$ROOT/usr/lib/modules/$KVER/vmlinuz"
