@@ -23,6 +23,9 @@ with the ratios and the growth from the smallest size to the larger ones.
 
 ``python tools/benchmark.py [deploy] [--samples 3] [--json FILE]`` (root)
 times deployments of simulated nodes through the real Ironic and agent.
+``python tools/benchmark.py vm`` times virtual machines instead (the VM
+lab, see ``ironic_coreos/tests/functional/vmlab``).
+
 One Ironic, sixteen simulated nodes (network namespace, loop device disk,
 real ironic-python-agent), the coreos-installer stand-in. Prints, for this
 machine:
@@ -734,6 +737,11 @@ def run_image(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['vm']:
+        # Virtual machines through Redfish (the VM lab, tox env vmlab).
+        from ironic_coreos.tests.functional.vmlab import bench
+        return bench.main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('what', nargs='?', default='deploy',
                         choices=('deploy', 'engine', 'media', 'image'),

@@ -43,6 +43,24 @@ PACKAGES=(
     squashfs-tools
     zstd
 )
+# The VM lab (tox -e vmlab): emulator, UEFI firmware with iPXE, libvirt
+# started by hand, DHCP and router advertisements, a container registry.
+PACKAGES+=(
+    dnsmasq-base
+    docker-registry
+    ipxe-qemu
+    libvirt-clients
+    libvirt-daemon-driver-qemu
+    libvirt-daemon-system
+    openssh-client
+    ovmf
+    python3-libvirt
+    python3-venv
+    qemu-system-x86
+    qemu-utils
+    radvd
+    skopeo
+)
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "tools/install-deps.sh must run as root (it installs packages)" >&2
