@@ -15,6 +15,7 @@ PACKAGES=(
     e2fsprogs
     fdisk
     ignition
+    ipmitool
     iproute2
     mtools
     network-manager
@@ -37,8 +38,10 @@ for pkg in "${PACKAGES[@]}"; do
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    # Other runs may hold the dpkg lock: wait for it.
+    apt-get update -qq -o DPkg::Lock::Timeout=600
+    apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+        --no-install-recommends "${missing[@]}"
 fi
 
 if [[ ! -x $TOP_DIR/.venv/bin/tox ]]; then
