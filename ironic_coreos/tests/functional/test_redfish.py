@@ -227,26 +227,43 @@ class RedfishTest(test_deploy.E2ETestCase):
         mine, theirs = self.validate(ours), self.validate(stock)
         for iface in ('power', 'management', 'boot', 'console', 'raid',
                       'bios', 'inspect', 'rescue', 'storage', 'network'):
-            self.assertEqual(theirs[iface], mine[iface], iface)
+            # Reasons of unsupported interfaces name the hardware type.
+            result, reason = mine[iface]
+            if reason:
+                reason = reason.replace('coreos-redfish', 'redfish')
+            self.assertEqual(theirs[iface], (result, reason), iface)
         cli = self.h.ironic.cli
+
         # Vendor passthru on the node and on the driver.
-        methods = [sorted(cli('node', 'passthru', 'list', n.uuid,
-                              json_out=True)) for n in (ours, stock)]
-        self.assertIn('eject_vmedia', methods[0])
+        def by_name(rows):
+            return sorted(rows, key=lambda row: row['Name'])
+
+        methods = [by_name(cli('node', 'passthru', 'list', n.uuid,
+                               json_out=True)) for n in (ours, stock)]
+        self.assertIn('eject_vmedia', [m['Name'] for m in methods[0]])
         self.assertEqual(methods[1], methods[0])
         self.assertEqual(
-            cli('driver', 'passthru', 'list', 'redfish', json_out=True),
-            cli('driver', 'passthru', 'list', 'coreos-redfish',
-                json_out=True))
-        # The hash ring maps the type to this conductor, with the stock
-        # defaults but for the deploy interface.
-        drivers = {d['Supported driver(s)']: d['Active host(s)']
+            by_name(cli('driver', 'passthru', 'list', 'redfish',
+                        json_out=True)),
+            by_name(cli('driver', 'passthru', 'list', 'coreos-redfish',
+                        json_out=True)))
+        # The hash ring maps the type to this conductor; the defaults are
+        # those of redfish, only the deploy interfaces add coreos.
+        drivers = {d['name']: d['hosts']
                    for d in cli('driver', 'list', json_out=True)}
-        self.assertEqual(['e2e-conductor'], drivers['coreos-redfish'])
-        shown = cli('driver', 'show', 'coreos-redfish', json_out=True)
-        self.assertEqual('coreos', shown['default_deploy_interface'])
-        self.assertEqual('redfish', shown['default_power_interface'])
-        self.assertEqual('redfish', shown['default_management_interface'])
+        self.assertEqual('e2e-conductor', drivers['coreos-redfish'])
+        shown = {name: cli('driver', 'show', name, json_out=True)
+                 for name in ('redfish', 'coreos-redfish')}
+        defaults = [key for key in shown['redfish']
+                    if key.startswith('default_')]
+        self.assertIn('default_power_interface', defaults)
+        for key in defaults:
+            self.assertEqual(shown['redfish'][key],
+                             shown['coreos-redfish'][key], key)
+        self.assertIn('coreos',
+                      shown['coreos-redfish']['enabled_deploy_interfaces'])
+        self.assertNotIn('coreos',
+                         shown['redfish']['enabled_deploy_interfaces'])
         # A power state read through each.
         for node in (ours, stock):
             self.manage(node)
