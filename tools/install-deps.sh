@@ -19,6 +19,7 @@ PACKAGES=(
     fdisk
     fuse-overlayfs
     ignition
+    ipmitool
     iproute2
     mmdebstrap
     mtools
@@ -76,8 +77,9 @@ for pkg in "${PACKAGES[@]}"; do
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get -o DPkg::Lock::Timeout=600 update -qq
-    apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    # Other runs may hold the dpkg lock: wait for it.
+    apt-get update -qq -o DPkg::Lock::Timeout=600
+    apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
         --no-install-recommends "${missing[@]}"
 fi
 

@@ -22,7 +22,12 @@ it is switched, for example, from ``redfish`` to ``coreos-redfish``.
 Because ``coreos`` comes first, it is also the default deploy interface of
 these types whenever it is enabled and ``[DEFAULT]default_deploy_interface``
 is not set.
+
+Ironic keys a few things on the hardware type's *name* rather than on its
+interfaces; see :data:`REDFISH_TYPES` for the one that needs help here.
 """
+
+from oslo_config import cfg
 
 from ironic.drivers import drac
 from ironic.drivers import generic
@@ -30,6 +35,46 @@ from ironic.drivers import ipmi
 from ironic.drivers import redfish
 
 from ironic_coreos.drivers.modules import coreos
+
+CONF = cfg.CONF
+
+#: Names (entry points) of the types here whose power and management
+#: interfaces are Redfish ones.
+REDFISH_TYPES = ('coreos-redfish', 'coreos-idrac')
+
+# NOTE: Ironic reads the default of driver_info/redfish_verify_ca from the
+# configuration group named after the node's hardware type
+# (ironic.drivers.utils.get_verify_ca looks up CONF.get(node.driver), with
+# only ``idrac`` mapped to [redfish]). A type whose name is not an option
+# group fails every Redfish call there with "no such option", unless the
+# node's redfish_verify_ca happens to be something other than true. So each
+# Redfish type here registers a group of its own name whose only option
+# follows [redfish]verify_ca through oslo.config's value substitution: the
+# lookup then finds what it finds for the stock ``redfish`` and ``idrac``
+# types, including overrides set at run time, and an unset [redfish] option
+# reads as empty, which Ironic treats like the unset stock option.
+VERIFY_CA_DEFAULT = '${redfish.verify_ca}'
+
+
+def _verify_ca_opt():
+    return cfg.StrOpt(
+        'verify_ca', default=VERIFY_CA_DEFAULT,
+        help='The [redfish]verify_ca of nodes of this hardware type. Only '
+             'exists because Ironic looks the option up in a group named '
+             'after the hardware type; by default it is [redfish]verify_ca, '
+             'as for the stock redfish and idrac types. Leave it unset.')
+
+
+def register_opts(conf):
+    """Register the option groups Ironic looks up by hardware type name.
+
+    :param conf: the oslo.config ConfigOpts to register with.
+    """
+    for name in REDFISH_TYPES:
+        conf.register_opt(_verify_ca_opt(), group=name)
+
+
+register_opts(CONF)
 
 
 class CoreOSDeployMixin(object):
