@@ -66,20 +66,23 @@ class Publisher(object):
 
     def __init__(self, clock=time.monotonic):
         self._clock = clock
-        self._command = _running_command()
+        self._command = None
         self._last_heartbeat = None
-        if self._command is None:
-            LOG.debug('Not running as an agent command: the install '
-                      'progress is not published')
 
     def publish(self, state):
         """Publish a progress dict; ask for a heartbeat when it is time.
 
         :param state: a JSON-serialisable dict without secrets.
         """
+        if self._command is None:
+            # NOTE: the agent records a command only after its thread has
+            # started, so it is looked up when there is something to say.
+            self._command = _running_command()
+            if self._command is None:
+                LOG.debug('Not running as an agent command: the install '
+                          'progress is not published')
+                return
         command = self._command
-        if command is None:
-            return
         with command.command_state_lock:
             if command.command_status != _RUNNING:
                 return

@@ -11,6 +11,7 @@
 #    under the License.
 
 import collections
+import threading
 from unittest import mock
 
 from ironic_python_agent.extensions import base as ext_base
@@ -110,6 +111,31 @@ class PublisherTestCase(base.IronicAgentTest):
         publisher.publish(STATE)
         self.assertIsNone(other.serialize()['command_result'])
         self.agent.force_heartbeat.assert_not_called()
+
+    def test_command_recorded_after_the_step_started(self, mock_get_ext):
+        # The agent starts a command's thread before it records the
+        # command: a publisher made that early still finds it.
+        mock_get_ext.return_value = mock.Mock(agent=self.agent)
+        started = threading.Event()
+        recorded = threading.Event()
+        seen = {}
+
+        def step():
+            publisher = progress.Publisher(clock=self.clock)
+            started.set()
+            recorded.wait(10)
+            publisher.publish(STATE)
+            seen['running'] = command.serialize()
+
+        command = ext_base.AsyncCommandResult(
+            'execute_deploy_step', {}, step, agent=self.agent)
+        command.start()
+        started.wait(10)
+        self.agent.command_results[command.id] = command
+        recorded.set()
+        command.join()
+        self.assertEqual({'coreos_install': STATE},
+                         seen['running']['command_result'])
 
     def test_without_agent(self, mock_get_ext):
         mock_get_ext.side_effect = RuntimeError('no extension manager')
