@@ -52,7 +52,7 @@ class ProgressTest(test_deploy.E2ETestCase):
 
     def test_progress_rises_to_100(self):
         node = self.node('coreos')
-        self._throttle(node, 20, sync_delay=8)
+        self._throttle(node, 25, sync_delay=8)
         self.h.deploy(node, config_drive={
             'user_data': test_deploy.user_config()})
         data, seen = self._follow(node)
