@@ -17,7 +17,8 @@ recording the time of each phase:
 
 * ``power_on``: deploy call -> Ironic powered the VM on (Redfish);
 * ``lookup``: power on -> the agent in the live system looked itself up
-  and heartbeated (the node leaves ``wait call-back``);
+  and heartbeated (Ironic's first ``Heartbeat from node`` log line: the
+  node stays in ``wait call-back`` while the agent runs the deploy steps);
 * ``install``: lookup -> the install step finished and Ironic started the
   tear-down (the VM powered off);
 * ``teardown``: power off -> powered on from disk;
@@ -25,6 +26,7 @@ recording the time of each phase:
 * ``ssh``: reboot (power on from disk) -> SSH as ``core`` answers.
 """
 
+import datetime
 import json
 import os
 import subprocess
@@ -271,6 +273,7 @@ class Deployment(object):
         self.vm = vm
         self.times = {}
         self.started = None
+        self.started_wall = None
         self.probe = None
 
     def deploy(self, config_drive=None, deploy_steps=None,
@@ -297,6 +300,7 @@ class Deployment(object):
         if probe:
             self.probe = LiveProbe(self.setup, self.vm).start()
         self.started = time.monotonic()
+        self.started_wall = time.time()
         try:
             self.lab.ironic.cli(*args)
         finally:
@@ -324,8 +328,7 @@ class Deployment(object):
             return None
 
         on = first(lambda e: e[3] == 'power on', t0)
-        waiting = first(lambda e: e[1] == 'wait call-back', on)
-        looked_up = first(lambda e: e[1] != 'wait call-back', waiting)
+        looked_up = self.first_heartbeat()
         off = first(lambda e: e[3] == 'power off', looked_up)
         on_again = first(lambda e: e[3] == 'power on', off)
         active = first(lambda e: e[1] == 'active', t0)
@@ -336,6 +339,30 @@ class Deployment(object):
             self.times[name] = round(b - a, 1) if a and b else None
         self.times['_reboot_at'] = on_again
         return self.times
+
+    def first_heartbeat(self):
+        """Monotonic time of the agent's first heartbeat, or None.
+
+        From Ironic's log (local time stamps, as oslo.log writes them).
+        """
+        if self.started_wall is None:
+            return None
+        needle = 'Heartbeat from node %s' % self.vm.node
+        try:
+            with open(self.lab.ironic.log_file, errors='replace') as f:
+                for line in f:
+                    if needle not in line:
+                        continue
+                    try:
+                        wall = datetime.datetime.strptime(
+                            line[:23], '%Y-%m-%d %H:%M:%S.%f').timestamp()
+                    except ValueError:
+                        continue
+                    if wall >= self.started_wall:
+                        return self.started + (wall - self.started_wall)
+        except OSError:
+            return None
+        return None
 
     def wait_ssh(self, ip, timeout=900):
         """Wait until SSH as core answers at ``ip``; records ``ssh``."""
