@@ -100,7 +100,10 @@ def user_config(key):
         'ignition': {'version': '3.3.0'},
         'passwd': {'users': [{'name': 'core', 'sshAuthorizedKeys': [key]}]},
         'storage': {
-            'files': [{'path': '/etc/motd', 'mode': 420,
+            # NOTE: the image has an /etc/motd (Debian's, in the
+            # CoreOS-alike); Ignition refuses to replace an existing file
+            # unless told to.
+            'files': [{'path': '/etc/motd', 'mode': 420, 'overwrite': True,
                        'contents': {'source': 'data:,%s%%0A'
                                     % MOTD.replace(' ', '%20')}}],
             'directories': [{'path': '/var/lib/vmlab', 'mode': 493}],
@@ -219,7 +222,11 @@ class LiveProbe(object):
 
     COMMAND = ['sudo', 'sh', '-c',
                'pgrep -f coreos-installer >/dev/null && echo RUNNING; '
-               'ls /sys/block/vda | grep -q vda1 && echo PARTITIONED; '
+               # NOTE: read the partition table from the disk: the
+               # kernel's view (/sys/block/vda/vda1) was seen without
+               # partitions while the installer was writing them.
+               '[ "$(blkid -p -o value -s PTTYPE /dev/vda)" = gpt ] '
+               '&& echo PARTITIONED; '
                'find %s -mindepth 1 -printf "FILE %%p %%m\\n" 2>/dev/null; '
                'free -m | awk \'/^Mem:/ {print "MEMUSED", $3}\'; '
                'echo DONE' % WORK_DIR]
