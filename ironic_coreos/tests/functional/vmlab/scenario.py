@@ -17,7 +17,8 @@ recording the time of each phase:
 
 * ``power_on``: deploy call -> Ironic powered the VM on (Redfish);
 * ``lookup``: power on -> the agent in the live system looked itself up
-  and heartbeated (the node leaves ``wait call-back``);
+  and heartbeated (Ironic's first ``Heartbeat from node`` log line: the
+  node stays in ``wait call-back`` while the agent runs the deploy steps);
 * ``install``: lookup -> the install step finished and Ironic started the
   tear-down (the VM powered off);
 * ``teardown``: power off -> powered on from disk;
@@ -25,6 +26,7 @@ recording the time of each phase:
 * ``ssh``: reboot (power on from disk) -> SSH as ``core`` answers.
 """
 
+import datetime
 import json
 import os
 import subprocess
@@ -98,7 +100,10 @@ def user_config(key):
         'ignition': {'version': '3.3.0'},
         'passwd': {'users': [{'name': 'core', 'sshAuthorizedKeys': [key]}]},
         'storage': {
-            'files': [{'path': '/etc/motd', 'mode': 420,
+            # NOTE: the image has an /etc/motd (Debian's, in the
+            # CoreOS-alike); Ignition refuses to replace an existing file
+            # unless told to.
+            'files': [{'path': '/etc/motd', 'mode': 420, 'overwrite': True,
                        'contents': {'source': 'data:,%s%%0A'
                                     % MOTD.replace(' ', '%20')}}],
             'directories': [{'path': '/var/lib/vmlab', 'mode': 493}],
@@ -217,7 +222,11 @@ class LiveProbe(object):
 
     COMMAND = ['sudo', 'sh', '-c',
                'pgrep -f coreos-installer >/dev/null && echo RUNNING; '
-               'ls /sys/block/vda | grep -q vda1 && echo PARTITIONED; '
+               # NOTE: read the partition table from the disk: the
+               # kernel's view (/sys/block/vda/vda1) was seen without
+               # partitions while the installer was writing them.
+               '[ "$(blkid -p -o value -s PTTYPE /dev/vda)" = gpt ] '
+               '&& echo PARTITIONED; '
                'find %s -mindepth 1 -printf "FILE %%p %%m\\n" 2>/dev/null; '
                'free -m | awk \'/^Mem:/ {print "MEMUSED", $3}\'; '
                'echo DONE' % WORK_DIR]
@@ -271,6 +280,7 @@ class Deployment(object):
         self.vm = vm
         self.times = {}
         self.started = None
+        self.started_wall = None
         self.probe = None
 
     def deploy(self, config_drive=None, deploy_steps=None,
@@ -297,6 +307,7 @@ class Deployment(object):
         if probe:
             self.probe = LiveProbe(self.setup, self.vm).start()
         self.started = time.monotonic()
+        self.started_wall = time.time()
         try:
             self.lab.ironic.cli(*args)
         finally:
@@ -324,8 +335,7 @@ class Deployment(object):
             return None
 
         on = first(lambda e: e[3] == 'power on', t0)
-        waiting = first(lambda e: e[1] == 'wait call-back', on)
-        looked_up = first(lambda e: e[1] != 'wait call-back', waiting)
+        looked_up = self.first_heartbeat()
         off = first(lambda e: e[3] == 'power off', looked_up)
         on_again = first(lambda e: e[3] == 'power on', off)
         active = first(lambda e: e[1] == 'active', t0)
@@ -336,6 +346,30 @@ class Deployment(object):
             self.times[name] = round(b - a, 1) if a and b else None
         self.times['_reboot_at'] = on_again
         return self.times
+
+    def first_heartbeat(self):
+        """Monotonic time of the agent's first heartbeat, or None.
+
+        From Ironic's log (local time stamps, as oslo.log writes them).
+        """
+        if self.started_wall is None:
+            return None
+        needle = 'Heartbeat from node %s' % self.vm.node
+        try:
+            with open(self.lab.ironic.log_file, errors='replace') as f:
+                for line in f:
+                    if needle not in line:
+                        continue
+                    try:
+                        wall = datetime.datetime.strptime(
+                            line[:23], '%Y-%m-%d %H:%M:%S.%f').timestamp()
+                    except ValueError:
+                        continue
+                    if wall >= self.started_wall:
+                        return self.started + (wall - self.started_wall)
+        except OSError:
+            return None
+        return None
 
     def wait_ssh(self, ip, timeout=900):
         """Wait until SSH as core answers at ``ip``; records ``ssh``."""
