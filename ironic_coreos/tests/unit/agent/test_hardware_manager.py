@@ -126,6 +126,32 @@ class Base(base.IronicAgentTest):
         self.work_dir = os.path.join(self.root, 'run', 'ironic-coreos')
         self.hwm = hardware_manager.CoreOSHardwareManager()
 
+    def _fake_run(self, results):
+        """Make _run record what the installer would see."""
+        self.seen = []
+        results = list(results)
+
+        def run(_self, argv, on_line=None):
+            path = argv[argv.index('--ignition-file') + 1]
+            host_file = os.path.join(self.root, path.lstrip('/'))
+            st = os.stat(host_file)
+            with open(host_file, 'rb') as fp:
+                content = json.load(fp)
+            self.seen.append({
+                'argv': argv, 'path': path,
+                'mode': stat.S_IMODE(st.st_mode),
+                'dir_mode': stat.S_IMODE(
+                    os.stat(os.path.dirname(host_file)).st_mode),
+                'content': content})
+            result = results.pop(0)
+            if isinstance(result, Exception):
+                raise result
+            if on_line is not None:
+                for line in result[1]:
+                    on_line(line)
+            return result
+        return run
+
 
 class TestSupportAndSteps(Base):
 
@@ -188,32 +214,6 @@ class TestSupportAndSteps(Base):
 @mock.patch.object(hardware_manager.CoreOSHardwareManager, '_run',
                    autospec=True)
 class TestInstall(Base):
-
-    def _fake_run(self, results):
-        """Make _run record what the installer would see."""
-        self.seen = []
-        results = list(results)
-
-        def run(_self, argv, on_line=None):
-            path = argv[argv.index('--ignition-file') + 1]
-            host_file = os.path.join(self.root, path.lstrip('/'))
-            st = os.stat(host_file)
-            with open(host_file, 'rb') as fp:
-                content = json.load(fp)
-            self.seen.append({
-                'argv': argv, 'path': path,
-                'mode': stat.S_IMODE(st.st_mode),
-                'dir_mode': stat.S_IMODE(
-                    os.stat(os.path.dirname(host_file)).st_mode),
-                'content': content})
-            result = results.pop(0)
-            if isinstance(result, Exception):
-                raise result
-            if on_line is not None:
-                for line in result[1]:
-                    on_line(line)
-            return result
-        return run
 
     def _assert_cleaned(self):
         self.assertEqual([], os.listdir(self.work_dir))
@@ -1006,16 +1006,9 @@ class TestNodeData(Base):
     """The agent merges the config drive's node data (the Metal3 path)."""
 
     def _install(self, mock_run, drive, **kwargs):
-        seen = []
-
-        def run(_self, argv, on_line=None):
-            path = argv[argv.index('--ignition-file') + 1]
-            with open(os.path.join(self.root, path.lstrip('/'))) as fp:
-                seen.append(json.load(fp))
-            return 0, []
-        mock_run.side_effect = run
+        mock_run.side_effect = self._fake_run([(0, [])])
         self.hwm.install_coreos(_node(configdrive=drive), [], **kwargs)
-        return seen[0]
+        return self.seen[0]['content']
 
     def _fails(self, mock_run, drive, **kwargs):
         exc = self.assertRaises(errors.DeploymentError,
