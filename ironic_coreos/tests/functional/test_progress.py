@@ -34,13 +34,14 @@ class ProgressTest(test_deploy.E2ETestCase):
         while time.monotonic() < deadline:
             data = self.h.ironic.get(
                 '/v1/nodes/%s?fields=provision_state,target_provision_state,'
-                'driver_internal_info,last_error' % node.uuid)
+                'driver_internal_info,last_error,reservation' % node.uuid)
             state = data['driver_internal_info'].get(KEY)
             if state and (not seen or seen[-1] != state):
                 seen.append(state)
             if (data['provision_state'] in ('active', 'deploy failed')
                     and core.settled(data['provision_state'],
-                                     data['target_provision_state'])):
+                                     data['target_provision_state'],
+                                     data['reservation'])):
                 return data, seen
             time.sleep(0.3)
         self.fail('node %s did not settle; progress seen: %s'

@@ -48,12 +48,17 @@ SIMHW_ENTRY_POINT = ('simulated = ironic_coreos.tests.functional.simhw.'
                      'manager:SimulatedHardwareManager')
 
 
-def settled(state, target):
+def settled(state, target, reservation=None):
     """Whether a node rests in ``state``.
 
     Failure states keep the target of the failed action (``deploy failed``
-    keeps ``active``), the other stable states have none.
+    keeps ``active``), the other stable states have none. A node a
+    conductor still holds does not rest: on a callback timeout Ironic
+    shows ``deploy failed`` first and sets ``last_error`` from the worker
+    that then cleans up under the node's lock.
     """
+    if reservation:
+        return False
     return not target or state.endswith('failed') or state == 'error'
 
 
@@ -372,7 +377,8 @@ class Harness(object):
                 continue
             if data['provision_state'] in states and settled(
                     data['provision_state'],
-                    data['target_provision_state']):
+                    data['target_provision_state'],
+                    data.get('reservation')):
                 return data
             time.sleep(0.25)
         raise AssertionError(

@@ -767,7 +767,8 @@ class Lab(object):
                 continue
             if data['provision_state'] in states and core.settled(
                     data['provision_state'],
-                    data['target_provision_state']):
+                    data['target_provision_state'],
+                    data.get('reservation')):
                 return data
             time.sleep(1)
         raise AssertionError(
