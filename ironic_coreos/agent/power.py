@@ -30,12 +30,15 @@ anywhere else it refuses and does nothing.
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import time
 
 HOST_ROOT = '/mnt/coreos'
 SYSRQ_TRIGGER = '/proc/sysrq-trigger'
+# systemd-journald's native socket, inside the host root.
+JOURNAL_SOCKET = 'run/systemd/journal/socket'
 SYSTEMCTL_PATHS = ('usr/bin/systemctl', 'bin/systemctl')
 # Seconds for systemctl to queue the job.
 SYSTEMCTL_TIMEOUT = 30
@@ -49,9 +52,28 @@ class Refused(Exception):
     """This is not the agent's container on a live system."""
 
 
-def _say(text):
-    print('%s: %s' % (os.path.basename(sys.argv[0]) or 'host-power', text),
-          file=sys.stderr, flush=True)
+def _say(text, host_root=HOST_ROOT):
+    """Tell standard error and, when it can be reached, the host's journal.
+
+    ironic-python-agent keeps a command's output only when it fails; the
+    live system's journal (its native socket under the host root) keeps
+    the way it went either way.
+    """
+    name = os.path.basename(sys.argv[0]) or 'host-power'
+    print('%s: %s' % (name, text), file=sys.stderr, flush=True)
+    if host_root is None:
+        return
+    socket_path = os.path.join(host_root, JOURNAL_SOCKET)
+    if not os.path.exists(socket_path):
+        return
+    fields = 'MESSAGE=%s\nSYSLOG_IDENTIFIER=%s\nPRIORITY=5\n' % (
+        text.replace('\n', ' '), name)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(5)
+            sock.sendto(fields.encode(), socket_path)
+    except OSError:
+        pass
 
 
 def find_systemctl(host_root):
@@ -145,21 +167,22 @@ def run(action, host_root=HOST_ROOT, root='/', wait=SHUTDOWN_WAIT,
     try:
         systemctl = check_environment(host_root, root)
     except Refused as exc:
-        _say('refusing to %s: %s' % (action, exc))
+        # Not the agent's container: touch nothing of the host's.
+        _say('refusing to %s: %s' % (action, exc), None)
         return 1
     why = ask_systemd(action, host_root, systemctl)
     if why is None:
         _say('the live system\'s systemd is shutting down for %s; waiting '
-             'up to %d seconds' % (action, wait))
+             'up to %d seconds' % (action, wait), host_root)
         sleep(wait)
         _say('the live system is still up after %d seconds; %s through '
-             'SysRq' % (wait, action))
+             'SysRq' % (wait, action), host_root)
     else:
         _say('%s through systemd failed (%s); %s through SysRq'
-             % (action, why, action))
+             % (action, why, action), host_root)
     why = sysrq(action, trigger)
     if why:
-        _say('%s failed: %s' % (action, why))
+        _say('%s failed: %s' % (action, why), host_root)
         return 1
     return 0
 

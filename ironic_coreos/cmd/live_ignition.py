@@ -55,6 +55,8 @@ HOST_ROOT = '/mnt/coreos'
 PULL_ATTEMPTS = 30
 PULL_RETRY_DELAY = 10
 PULL_TIMEOUT = 900
+# Seconds systemd gives the agent container to stop (at power-off too).
+STOP_TIMEOUT = 15
 # The image tools/build-agent-image.sh builds (localhost/NAME:KEY); no
 # image is assumed: a ramdisk whose agent lacks install_coreos cannot
 # deploy CoreOS, so --image is required.
@@ -155,11 +157,16 @@ def podman_command(image):
     ``--pid host`` and the recursive bind of ``/`` (which brings the
     host's ``/run`` along) let the image's ``poweroff`` and ``reboot`` ask
     the live system's systemd (``chroot /mnt/coreos systemctl``).
+    ``--log-driver passthrough`` hands the agent's output straight to the
+    unit's journal stream (with podman's default journald driver every
+    line was written twice: by conmon and by the attached ``podman
+    run``).
 
     :returns: a list of strings.
     """
     return ['/usr/bin/podman', 'run', '--rm', '--name', CONTAINER_NAME,
             '--pull', 'never', '--http-proxy=false',
+            '--log-driver', 'passthrough',
             '--privileged', '--network', 'host', '--pid', 'host',
             '--ipc', 'host',
             '--volume', '/dev:/dev',
@@ -214,6 +221,9 @@ def systemd_unit(image, authfile=False, tls_verify=True, proxy=False,
         'ExecStart=%s' % _quote(podman_command(image)),
         'Restart=on-failure',
         'RestartSec=10',
+        # NOTE: the agent dies on SIGTERM; a bounded stop keeps a hung
+        # container from holding up the live system's power-off.
+        'TimeoutStopSec=%d' % STOP_TIMEOUT,
         'StandardOutput=journal',
         'StandardError=journal',
         '',

@@ -12,6 +12,7 @@
 
 import io
 import os
+import socket
 import subprocess
 from unittest import mock
 
@@ -47,6 +48,27 @@ class PowerTest(testtools.TestCase):
     def _trigger(self):
         with open(self.trigger, 'rb') as f:
             return f.read()
+
+    def _journal(self):
+        """A stand-in for journald's native socket in the host root."""
+        path = os.path.join(self.host, power.JOURNAL_SOCKET)
+        os.makedirs(os.path.dirname(path))
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(path)
+        sock.setblocking(False)
+        return sock
+
+    @staticmethod
+    def _entries(sock):
+        entries = []
+        while True:
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                return entries
+            entries.append(dict(line.split('=', 1) for line in
+                                data.decode().splitlines()))
 
 
 class TestCheckEnvironment(PowerTest):
@@ -168,6 +190,22 @@ class TestRun(PowerTest):
         self.assertIn('shutting down for poweroff', self.stderr.getvalue())
 
     @mock.patch.object(power, 'ask_systemd', autospec=True)
+    def test_tells_the_host_journal(self, mock_ask):
+        mock_ask.return_value = None
+        journal = self._journal()
+        self.useFixture(fixtures.MonkeyPatch(
+            'sys.argv', ['/usr/local/sbin/poweroff']))
+        self.assertEqual(0, self._run('poweroff', wait=5))
+        entries = self._entries(journal)
+        self.assertEqual(2, len(entries), entries)
+        self.assertEqual({'poweroff'},
+                         {e['SYSLOG_IDENTIFIER'] for e in entries})
+        self.assertEqual("the live system's systemd is shutting down for "
+                         "poweroff; waiting up to 5 seconds",
+                         entries[0]['MESSAGE'])
+        self.assertIn('still up after 5 seconds', entries[1]['MESSAGE'])
+
+    @mock.patch.object(power, 'ask_systemd', autospec=True)
     def test_still_up_after_wait_uses_sysrq(self, mock_ask):
         mock_ask.return_value = None
         self.assertEqual(0, self._run('reboot', wait=5))
@@ -202,6 +240,15 @@ class TestRun(PowerTest):
         self.assertEqual(b'', self._trigger())
         self.assertIn('refusing to poweroff: not in a podman container',
                       self.stderr.getvalue())
+
+    @mock.patch.object(power, 'ask_systemd', autospec=True)
+    def test_refusal_leaves_the_host_journal_alone(self, mock_ask):
+        journal = self._journal()
+        os.unlink(os.path.join(self.root, 'run/.containerenv'))
+        self.assertEqual(1, self._run('reboot'))
+        mock_ask.assert_not_called()
+        self.assertEqual([], self._entries(journal))
+        self.assertIn('refusing to reboot', self.stderr.getvalue())
 
 
 class TestMain(testtools.TestCase):

@@ -92,6 +92,30 @@ class TestBuild(testtools.TestCase):
         self.assertNotIn('--authfile', argv)
         self.assertIn('[Install]', unit['contents'])
 
+    def test_unit_lets_the_agent_power_off_the_live_system(self):
+        config = live_ignition.build(IMAGE)
+        argv = shlex.split(self._unit_line(config, 'ExecStart')[0])
+        # The image's poweroff and reboot reach the host's systemd: its
+        # PID 1 and /run (through the recursive bind of /).
+        self.assertEqual(['--pid', 'host'],
+                         argv[argv.index('--pid'):][:2])
+        self.assertIn('/:%s:rbind' % live_ignition.HOST_ROOT, argv)
+        # A bounded stop: a hung container cannot hold up the power-off.
+        self.assertEqual([str(live_ignition.STOP_TIMEOUT)],
+                         self._unit_line(config, 'TimeoutStopSec'))
+        self.assertLessEqual(live_ignition.STOP_TIMEOUT, 30)
+
+    def test_agent_output_reaches_the_journal_once(self):
+        config = live_ignition.build(IMAGE)
+        argv = shlex.split(self._unit_line(config, 'ExecStart')[0])
+        # passthrough: the unit's own stream; no conmon journald copy.
+        self.assertEqual(['--log-driver', 'passthrough'],
+                         argv[argv.index('--log-driver'):][:2])
+        self.assertEqual(['journal'], self._unit_line(config,
+                                                      'StandardOutput'))
+        self.assertNotIn('-t', argv)
+        self.assertNotIn('--tty', argv)
+
     def test_unit_pulls_with_retries_after_network(self):
         config = live_ignition.build(IMAGE, pull_attempts=7,
                                      pull_retry_delay=3)
