@@ -1,0 +1,321 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The agent in its container powers off and reboots the live system.
+
+``tox -e vmlab``. At the end of a deployment Ironic's ``tear_down_agent``
+asks the agent for ``standby.power_off``; the agent runs the image's
+``poweroff`` (``ironic_coreos.agent.power``), which asks the live system's
+systemd. The first scenario deploys one VM and checks, from the live
+system's own journal (streamed over SSH while it runs), libvirt's log of
+the VM and Ironic's log, that the VM turned itself off through systemd
+within Ironic's wait for a soft power-off (widened for emulation, see
+IRONIC_OPTIONS): no forced power-off. The second has Ironic reboot the
+live system in-band (the ``agent`` power interface, fast track:
+``standby.run_image``, the image's ``reboot``) and checks that the VM
+restarted through systemd without being powered off. Seconds are
+printed, not asserted.
+"""
+
+import datetime
+import os
+import re
+import subprocess
+import threading
+
+import testtools
+
+from ironic_coreos.tests.functional.vmlab import lab as lab_mod
+from ironic_coreos.tests.functional.vmlab import netns
+from ironic_coreos.tests.functional.vmlab import scenario
+
+HOSTNAME = 'vmlab-power-0'
+# The in-band reboot needs the agent power interface (fast track, on a
+# hardware type that offers it) next to the lab's Redfish ones.
+IRONIC_OPTIONS = {
+    ('DEFAULT', 'enabled_hardware_types'):
+        'coreos-redfish,coreos-manual-management',
+    ('DEFAULT', 'enabled_power_interfaces'): 'redfish,agent',
+    ('DEFAULT', 'enabled_management_interfaces'): 'redfish,noop',
+    # NOTE: Ironic waits 6 x 5 s for a soft power-off by default. Under
+    # software emulation on a shared machine a clean shutdown of the live
+    # system can take longer than that (it is printed); the window here
+    # keeps the check about the way the VM goes off (by itself, through
+    # systemd) rather than about the emulator's speed.
+    ('agent', 'post_deploy_get_power_state_retries'): '36',
+}
+REBOOTED = 'reboot: Restarting system'
+IRONIC_TIME = '%Y-%m-%d %H:%M:%S.%f'
+
+
+def ironic_times(log, needle):
+    """Wall times (epoch seconds) of Ironic's log lines holding needle."""
+    times = []
+    for line in log.splitlines():
+        if needle in line:
+            try:
+                times.append(datetime.datetime.strptime(
+                    line[:23], IRONIC_TIME).timestamp())
+            except ValueError:
+                continue
+    return times
+
+
+def guest_shutdowns(qemu_log):
+    """Wall times the VM turned itself off (libvirt's qemu log).
+
+    libvirt writes ``shutting down, reason=shutdown`` when the guest
+    powered off by itself, ``reason=destroyed`` when the BMC forced it.
+    """
+    times = []
+    for m in re.finditer(r'^(\S+ \S+)\+0000: shutting down, reason=(\w+)',
+                         qemu_log, re.M):
+        wall = datetime.datetime.strptime(
+            m.group(1), IRONIC_TIME).replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+        times.append((wall, m.group(2)))
+    return times
+
+
+class Journal(object):
+    """The live system's journal, followed over SSH while it runs.
+
+    The stream ends when the live system shuts down (SSH goes with it).
+    """
+
+    COMMAND = ['sudo', 'journalctl', '--follow', '--lines=all',
+               '--output=short-unix', '--no-pager']
+
+    def __init__(self, setup, vm, path):
+        self.setup = setup
+        self.vm = vm
+        self.path = path
+        self.proc = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name='vmlab-journal')
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        lab = self.setup.lab
+        # Wait for the live system's sshd (the key of live.pub).
+        while not self._stop.is_set():
+            try:
+                proc = lab.ssh(self.vm, self.vm.ip, ['true'], self.setup.key,
+                               timeout=20)
+                if proc.returncode == 0:
+                    break
+            except Exception:
+                pass
+            self._stop.wait(3)
+        if self._stop.is_set():
+            return
+        argv = ['ssh', '-i', self.setup.key, '-o', 'BatchMode=yes',
+                '-o', 'StrictHostKeyChecking=no',
+                '-o', 'UserKnownHostsFile=/dev/null',
+                '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR',
+                '-o', 'ServerAliveInterval=5',
+                'core@%s' % self.vm.ip, '--'] + self.COMMAND
+        with open(self.path, 'wb') as out:
+            with netns.inside(lab.netns):
+                self.proc = subprocess.Popen(argv, stdout=out,
+                                             stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL)
+            self.proc.wait()
+
+    def stop(self):
+        self._stop.set()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._thread.join(timeout=30)
+
+    def text(self):
+        try:
+            with open(self.path, errors='replace') as f:
+                return f.read()
+        except OSError:
+            return ''
+
+
+class VMPowerTest(testtools.TestCase):
+    """One VM; the agent powers the live system off at the tear-down."""
+
+    setup = None
+    setup_error = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        problems = lab_mod.can_run()
+        if problems:
+            cls.setup_error = ('the VM lab cannot run here: %s'
+                               % '; '.join(problems))
+            return
+        try:
+            cls.setup = scenario.Setup(vms=1, ironic_options=IRONIC_OPTIONS)
+        except Exception as e:
+            cls.setup_error = 'the VM lab did not start: %s' % e
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.setup is not None:
+            cls.setup.stop()
+            cls.setup = None
+            left = lab_mod.leftovers()
+            if any(left.values()):
+                raise AssertionError('the lab left things behind: %s' % left)
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        if self.setup_error:
+            self.fail(self.setup_error)
+        self.lab = self.setup.lab
+
+    def qemu_log(self, vm):
+        path = self.lab.path('libvirt', 'var_log_libvirt', 'qemu',
+                             '%s.log' % vm.name)
+        with open(path, errors='replace') as f:
+            return f.read()
+
+    def journal(self, vm):
+        journal = Journal(self.setup, vm, os.path.join(vm.dir,
+                                                       'live-journal.txt'))
+        self.addDetail('live-journal', testtools.content.Content(
+            testtools.content_type.UTF8_TEXT,
+            lambda: [journal.text()[-60000:].encode()]))
+        self.addDetail('console', testtools.content.Content(
+            testtools.content_type.UTF8_TEXT,
+            lambda: [vm.console_text()[-20000:].encode()]))
+        return journal
+
+    def test_reboot_through_the_agent(self):
+        vm = self.lab.vms[0]
+        cli = self.lab.ironic.cli
+        self.setup.enroll(vm, 'coreos', automated_clean=False)
+        self.addCleanup(self.forget, vm)
+        # Cleaning boots the live system; with fast track the agent stays
+        # up afterwards and the node rests in available.
+        cli('node', 'manage', vm.node)
+        self.lab.wait(vm, ('manageable',), timeout=120)
+        cli('node', 'set', vm.node, '--driver-info', 'fast_track=True',
+            '--automated-clean')
+        journal = self.journal(vm)
+        journal.start()
+        self.addCleanup(journal.stop)
+        cli('node', 'provide', vm.node)
+        data = self.lab.wait(vm, ('available', 'clean failed'),
+                             timeout=1500)
+        self.assertEqual('available', data['provision_state'],
+                         'last_error: %s' % data['last_error'])
+        log_mark = len(self.lab.ironic.log_tail(50 << 20))
+        cli('node', 'set', vm.node, '--driver', 'coreos-manual-management',
+            '--reset-interfaces', '--power-interface', 'agent',
+            '--management-interface', 'noop', '--boot-interface', 'ipxe',
+            '--deploy-interface', 'coreos', '--network-interface', 'noop')
+        boots = vm.console_text().count(REBOOTED)
+        cli('node', 'reboot', vm.node)
+        lab_mod.wait_for(
+            'the live system of %s to restart' % vm.name,
+            lambda: vm.console_text().count(REBOOTED) > boots, 600,
+            interval=2, detail=lambda: lab_mod.tail(vm.console, 3000))
+        log = self.lab.ironic.log_tail(50 << 20)[log_mark:]
+        asked = ironic_times(log, 'Executing agent command standby.run_image '
+                             'for node %s' % vm.node)
+        self.assertEqual(1, len(asked), 'standby.run_image sent %d times'
+                         % len(asked))
+        self.assertEqual([], ironic_times(log, 'Command failed: run_image'))
+        # systemd restarted it: a clean shutdown, then the kernel's reboot;
+        # the VM itself never went off.
+        console = vm.console_text()
+        tail = console[console.rfind('Reached target'):]
+        self.assertIn(REBOOTED, console)
+        self.assertRegex(console, r'systemd-shutdown\[1\]: Rebooting')
+        self.assertEqual([], [t for t, _why in guest_shutdowns(
+            self.qemu_log(vm)) if t >= asked[0]], tail[-2000:])
+        self.assertIn("the live system's systemd is shutting down for "
+                      "reboot", journal.text())
+        self.setup.say('in-band reboot: standby.run_image -> restarted '
+                       'through systemd')
+
+    def forget(self, vm):
+        """Power the VM off through Redfish again and delete its node."""
+        if vm.node is None:
+            return
+        cli = self.lab.ironic.cli
+        try:
+            cli('node', 'maintenance', 'set', vm.node)
+            cli('node', 'set', vm.node, '--driver', 'coreos-redfish',
+                '--reset-interfaces', '--power-interface', 'redfish',
+                '--management-interface', 'redfish', '--boot-interface',
+                'ipxe', '--deploy-interface', 'coreos',
+                '--network-interface', 'noop')
+        except Exception as e:
+            self.setup.say('could not switch %s back to Redfish: %s'
+                           % (vm.name, e))
+        self.lab.virsh('destroy', vm.name, check=False, quiet=True)
+        cli('node', 'delete', vm.node)
+        vm.node = None
+        vm.history.clear()
+
+    def test_teardown_powers_off_through_the_agent(self):
+        vm = self.lab.vms[0]
+        self.setup.enroll(vm, 'coreos', automated_clean=False)
+        journal = self.journal(vm)
+        log_mark = len(self.lab.ironic.log_tail(50 << 20))
+        dep = scenario.Deployment(self.setup, vm)
+        journal.start()
+        try:
+            dep.deploy(config_drive=scenario.iso_drive(self.setup, vm,
+                                                       HOSTNAME),
+                       probe=False)
+            data = dep.wait()
+        finally:
+            journal.stop()
+        self.assertEqual('active', data['provision_state'],
+                         'last_error: %s' % data['last_error'])
+        log = self.lab.ironic.log_tail(50 << 20)[log_mark:]
+        asked = ironic_times(log, 'Executing agent command standby.power_off '
+                             'for node %s' % vm.node)
+        self.assertEqual(1, len(asked), 'standby.power_off sent %d times'
+                         % len(asked))
+        # Ironic's soft power-off succeeded: no forced power-off.
+        self.assertNotIn('Failed to soft power off', log)
+        self.assertNotIn('Forcing hard power off', log)
+        self.assertEqual([], ironic_times(
+            log, 'Command failed: power_off'))
+        # The VM turned itself off (not ForceOff) after the command.
+        offs = [(t, why) for t, why in guest_shutdowns(self.qemu_log(vm))
+                if t >= asked[0]]
+        self.assertTrue(offs, 'the VM never shut down after %s'
+                        % asked[0])
+        self.assertEqual('shutdown', offs[0][1],
+                         'the VM was forced off, not shut down by itself')
+        seconds = offs[0][0] - asked[0]
+        # The live system's systemd did it, asked by the image's poweroff.
+        text = journal.text()
+        self.assertIn("the live system's systemd is shutting down for "
+                      "poweroff", text)
+        # Each agent line reaches the journal once (passthrough log
+        # driver, not conmon's journald copy as well).
+        powering = [line for line in text.splitlines()
+                    if 'Powering off system' in line]
+        self.assertEqual(1, len(powering), powering)
+        self.setup.say('tear-down: standby.power_off -> the VM off by '
+                       'itself in %.1fs (%s)' % (seconds, dep.report()))
