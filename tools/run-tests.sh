@@ -3,20 +3,32 @@
 # the unit tests and the end-to-end tests (real Ironic, real agents).
 #
 # Usage (as root): tools/run-tests.sh [TOX_ENVS]
-# TOX_ENVS defaults to pep8,docs,py3,functional. With
-# IRONIC_COREOS_REQUIRE_ALL=1 (.ci/run sets it) a skipped test fails the run.
+# TOX_ENVS defaults to pep8,docs,py3,functional, plus vmlab (virtual
+# machines deployed through Redfish with the CoreOS-alike live system; a
+# machine that cannot run them fails naming what is missing) when
+# IRONIC_COREOS_VMLAB=1. With IRONIC_COREOS_REQUIRE_ALL=1 (.ci/run sets it)
+# a skipped test fails the run.
 
 set -o errexit
 set -o nounset
 set -o pipefail
 
 TOP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ENVS=${1:-pep8,docs,py3,functional}
+DEFAULT_ENVS=pep8,docs,py3,functional
+if [[ ${IRONIC_COREOS_VMLAB:-0} == 1 ]]; then
+    DEFAULT_ENVS+=,vmlab
+fi
+ENVS=${1:-$DEFAULT_ENVS}
 
 "$TOP_DIR/tools/install-deps.sh"
 cd "$TOP_DIR"
-if [[ ,$ENVS, == *,functional,* ]]; then
-    # The agent image the functional tests run (cached by its inputs).
-    "$TOP_DIR/tools/build-agent-image.sh" >/dev/null
+if [[ ,$ENVS, == *,functional,* || ,$ENVS, == *,vmlab,* ]]; then
+    # The agent image the functional tests and the VMs run (cached by its
+    # inputs).
+    nice -n 10 "$TOP_DIR/tools/build-agent-image.sh" >/dev/null
+fi
+if [[ ,$ENVS, == *,vmlab,* ]]; then
+    # The VMs' live system and installed image (cached by its inputs).
+    nice -n 10 "$TOP_DIR/tools/build-live-system.sh" >/dev/null
 fi
 exec "$TOP_DIR/.venv/bin/tox" -e "$ENVS"

@@ -52,6 +52,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -818,14 +819,71 @@ class Lab(object):
             return subprocess.run(argv, capture_output=True, text=True,
                                   timeout=timeout, stdin=subprocess.DEVNULL)
 
-    def push_image(self, archive, name):
-        """Push an OCI archive to the lab registry; returns its reference."""
+    def push_image(self, archive, name, uncompressed=True):
+        """Push an OCI archive to the lab registry; returns its reference.
+
+        :param uncompressed: push the layers as plain tar (OCI media type
+            ``...layer.v1.tar``): the guest's podman then has no gzip to
+            undo, which under software emulation costs more than moving the
+            larger blobs over the bridge.
+        """
         ref = '%s/%s' % (self.registry_host, name)
-        with netns.inside(self.netns):
-            resources.run(['skopeo', 'copy', '--dest-tls-verify=false',
-                           'oci-archive:%s' % archive, 'docker://%s' % ref],
-                          timeout=900)
+        if not uncompressed:
+            with netns.inside(self.netns):
+                resources.run(['skopeo', 'copy', '--dest-tls-verify=false',
+                               'oci-archive:%s' % archive,
+                               'docker://%s' % ref], timeout=900)
+            return ref
+        # NOTE: skopeo recompresses whatever it sends to a registry; only
+        # its dir transport keeps layers uncompressed. The blobs go up with
+        # the registry API's monolithic upload.
+        layout = self.path('image-%s' % hashlib.sha256(
+            name.encode()).hexdigest()[:8])
+        resources.run(['skopeo', 'copy', '--quiet', '--dest-decompress',
+                       'oci-archive:%s' % archive, 'dir:%s' % layout],
+                      timeout=900)
+        with open(os.path.join(layout, 'manifest.json'), 'rb') as f:
+            raw = f.read()
+        manifest = json.loads(raw)
+        repo, tag = name.rsplit(':', 1)
+        for blob in [manifest['config']] + manifest['layers']:
+            self._upload_blob(repo, layout, blob)
+        self._registry_request(
+            'PUT', '/v2/%s/manifests/%s' % (repo, tag), raw,
+            {'Content-Type': manifest['mediaType']})
+        shutil.rmtree(layout)
         return ref
+
+    def _registry_request(self, method, path, data=None, headers=None):
+        url = path if '://' in path else 'http://%s%s' % (
+            self.registry_host, path)
+        req = urllib.request.Request(url, data=data, method=method,
+                                     headers=dict(headers or {}))
+        with netns.inside(self.netns):
+            with urllib.request.urlopen(req, timeout=300) as resp:
+                resp.read()
+                return resp
+
+    def _upload_blob(self, repo, layout, blob):
+        digest = blob['digest']
+        path = os.path.join(layout, digest.split(':', 1)[1])
+        try:
+            self._registry_request('HEAD', '/v2/%s/blobs/%s' % (repo, digest))
+            return
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                raise
+        resp = self._registry_request('POST', '/v2/%s/blobs/uploads/' % repo)
+        location = resp.headers['Location']
+        if '://' not in location:
+            location = 'http://%s%s' % (self.registry_host, location)
+        location += ('&' if '?' in location else '?') + \
+            urllib.parse.urlencode({'digest': digest})
+        with open(path, 'rb') as f:
+            self._registry_request(
+                'PUT', location, f,
+                {'Content-Type': 'application/octet-stream',
+                 'Content-Length': str(os.path.getsize(path))})
 
     # -- tear-down ---------------------------------------------------------
 
@@ -885,15 +943,20 @@ def _lab_pids(run_id, state_dir):
     return found
 
 
-def leftovers():
-    """What VM labs left behind: namespaces, processes, files."""
+def leftovers(run_id=''):
+    """What VM labs left behind: namespaces, processes, files.
+
+    :param run_id: only what the lab of this run id left (other labs may
+        be running); by default every VM lab's.
+    """
+    prefix = 'vm' + run_id
     ns = resources.run(['ip', 'netns', 'list'], check=False).stdout
     spaces = [line.split()[0] for line in ns.splitlines()
-              if line.startswith('icos-vm')]
+              if line.startswith('icos-' + prefix)]
     procs = []
     for pid in os.listdir('/proc'):
         if pid.isdigit() and int(pid) != os.getpid() and (
-                os.path.join(resources.RUNS_ROOT, 'vm') in _cmdline(
+                os.path.join(resources.RUNS_ROOT, prefix) in _cmdline(
                     int(pid))):
             procs.append(int(pid))
     dirs = []
@@ -906,7 +969,7 @@ def leftovers():
             except (OSError, ValueError):
                 # A kept run's journal is gone once its resources are.
                 kept = not os.path.exists(journal)
-            if d.startswith('vm') and not kept:
+            if d.startswith(prefix) and not kept:
                 dirs.append(d)
     return {'netns': spaces, 'processes': procs, 'dirs': dirs}
 

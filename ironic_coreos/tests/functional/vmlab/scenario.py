@@ -29,6 +29,7 @@ recording the time of each phase:
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -128,9 +129,14 @@ class Setup(object):
 
     :param vms: number of VMs (at most two run at once).
     :param log: file for progress lines (default stdout).
+    :param rootfs: ``append``: the live root (``rootfs.img``) appended to
+        the initramfs that iPXE loads (the kernel unpacks it); ``url``:
+        fetched by the initramfs from ``coreos.live.rootfs_url=`` (curl
+        and cpio in the guest, several times slower under emulation).
     """
 
-    def __init__(self, vms=1, log=None, ironic_options=None):
+    def __init__(self, vms=1, log=None, ironic_options=None,
+                 rootfs='append'):
         self.out = log or sys.stdout
         self.livesys = live_system()
         t = time.monotonic()
@@ -155,9 +161,22 @@ class Setup(object):
             self.say('agent image pushed as %s (%.0fs)'
                      % (self.image_ref, time.monotonic() - t))
             self.kernel_url = self.lab.publish(self.live.kernel, 'vmlinuz')
-            self.ramdisk_url = self.lab.publish(self.live.initramfs,
-                                                'initramfs.img')
-            self.rootfs_url = self.lab.publish(self.live.rootfs, 'rootfs.img')
+            if rootfs == 'append':
+                combined = self.lab.path('files', 'initramfs-live.img')
+                # NOTE: the uncompressed archive first: Ironic's image
+                # cache decompresses a deploy ramdisk that starts with a
+                # zstd frame, and fails on what follows the frame. The
+                # kernel takes the archives in any order.
+                self.livesys.append_initrds(
+                    combined, [self.live.rootfs, self.live.initramfs])
+                self.ramdisk_url = self.lab.url('files',
+                                                '/initramfs-live.img')
+                self.rootfs_url = None
+            else:
+                self.ramdisk_url = self.lab.publish(self.live.initramfs,
+                                                    'initramfs.img')
+                self.rootfs_url = self.lab.publish(self.live.rootfs,
+                                                   'rootfs.img')
             self.key, self.pubkey = ssh_keypair(self.lab.path())
             with open(self.lab.path('live.pub'), 'w') as f:
                 f.write(self.pubkey + '\n')
@@ -231,10 +250,20 @@ class LiveProbe(object):
                'free -m | awk \'/^Mem:/ {print "MEMUSED", $3}\'; '
                'echo DONE' % WORK_DIR]
 
+    #: Once the installer ran: the live boot's milestones from its
+    #: journal, in seconds since the guest's kernel started.
+    TIMELINE = ['sh', '-c',
+                'echo "UPTIME $(cut -d" " -f1 /proc/uptime)"; '
+                'sudo journalctl -b -o short-monotonic --no-pager '
+                '| grep -E "Startup finished|ignition-complete|'
+                'Ignition finished|ironic-agent|ironic-python-agent|'
+                'Ironic Python Agent|Heartbeat|install_coreos" | head -60']
+
     def __init__(self, setup, vm):
         self.setup = setup
         self.vm = vm
         self.samples = []
+        self.timeline = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name='vmlab-probe')
@@ -256,7 +285,51 @@ class LiveProbe(object):
                 proc = None
             if proc is not None and 'DONE' in proc.stdout:
                 self.samples.append((time.monotonic(), proc.stdout))
+                if self.timeline is None and 'RUNNING' in proc.stdout:
+                    self._read_timeline()
             self._stop.wait(3)
+
+    def _read_timeline(self):
+        try:
+            proc = self.setup.lab.ssh(self.vm, self.vm.ip, self.TIMELINE,
+                                      self.setup.key, timeout=60)
+        except Exception:
+            return
+        if 'UPTIME' in proc.stdout:
+            self.timeline = (time.monotonic(), proc.stdout)
+
+    def milestones(self):
+        """Host monotonic times of the live boot's milestones.
+
+        From the journal lines read once the installer ran: ``boot`` (the
+        guest kernel started), ``userspace`` (systemd's start-up finished
+        in the live root), ``pull`` (the agent unit began pulling),
+        ``pulled``, ``agent`` (the container's first output).
+        """
+        if not self.timeline:
+            return {}
+        taken, text = self.timeline
+        up = re.search(r'^UPTIME ([\d.]+)', text, re.M)
+        if not up:
+            return {}
+        boot = taken - float(up.group(1))
+        marks = {'boot': boot}
+        patterns = (
+            ('userspace', r'Startup finished in .*userspace'),
+            ('pull', r'Starting .*(Ironic Python Agent|ironic-agent)'),
+            ('pulled', r'ironic-agent: pulled'),
+            ('agent', r'ironic-python-agent\b(?!.*pull)|ironic_python_agent'),
+        )
+        for line in text.splitlines():
+            stamp = re.match(r'\[\s*([\d.]+)\]', line)
+            if not stamp:
+                continue
+            for name, pattern in patterns:
+                if name not in marks and re.search(pattern, line):
+                    if name == 'agent' and 'pulled' not in marks:
+                        continue
+                    marks[name] = boot + float(stamp.group(1))
+        return marks
 
     def after_install(self):
         """Samples taken after the install.
@@ -342,6 +415,16 @@ class Deployment(object):
         marks = {'power_on': (t0, on), 'lookup': (on, looked_up),
                  'install': (looked_up, off), 'teardown': (off, on_again),
                  'active': (t0, active)}
+        # Inside the lookup phase, from the live system's journal.
+        live = self.probe.milestones() if self.probe else {}
+        if live:
+            marks.update({
+                'lookup.firmware': (on, live.get('boot')),
+                'lookup.live_boot': (live.get('boot'), live.get('userspace')),
+                'lookup.to_pull': (live.get('userspace'), live.get('pull')),
+                'lookup.agent_pull': (live.get('pull'), live.get('pulled')),
+                'lookup.agent_start': (live.get('pulled'), looked_up),
+            })
         for name, (a, b) in marks.items():
             self.times[name] = round(b - a, 1) if a and b else None
         self.times['_reboot_at'] = on_again

@@ -57,9 +57,18 @@ def metal3_config(setup, vm, hostname):
 
 
 class VMTestCase(testtools.TestCase):
+    """One lab with one VM per class: two classes run side by side.
+
+    ``tox -e vmlab`` runs two stestr workers grouped by class, so at most
+    two VMs run at once, each in its own lab (namespace, libvirtd, BMC,
+    Ironic).
+    """
 
     setup = None
     setup_error = None
+    #: Ironic's [conductor]deploy_callback_timeout in this class's lab:
+    #: how long a node waits for its agent's next heartbeat.
+    callback_timeout = 1500
 
     @classmethod
     def setUpClass(cls):
@@ -69,17 +78,21 @@ class VMTestCase(testtools.TestCase):
             cls.setup_error = ('the VM lab cannot run here: %s'
                                % '; '.join(problems))
             return
+        timeout = str(cls.callback_timeout)
         try:
-            cls.setup = scenario.Setup(vms=2)
+            cls.setup = scenario.Setup(vms=1, ironic_options={
+                ('conductor', 'deploy_callback_timeout'): timeout,
+                ('conductor', 'clean_callback_timeout'): timeout})
         except Exception as e:
             cls.setup_error = 'the VM lab did not start: %s' % e
 
     @classmethod
     def tearDownClass(cls):
         if cls.setup is not None:
+            run_id = cls.setup.lab.run_id
             cls.setup.stop()
             cls.setup = None
-            left = lab_mod.leftovers()
+            left = lab_mod.leftovers(run_id)
             if any(left.values()):
                 raise AssertionError('the lab left things behind: %s' % left)
         super().tearDownClass()
@@ -174,8 +187,8 @@ class VMTestCase(testtools.TestCase):
         self.assertNotIn('Forcing hard power off', log)
 
 
-class VMDeployTest(VMTestCase):
-    """The four scenarios, in one lab with two VMs."""
+class CoreOSInterfaceTest(VMTestCase):
+    """Scenarios 1 and 3: the coreos interface, then undeploy and again."""
 
     def test_coreos_zero_json(self):
         """Scenario 1: coreos interface, config drive only, static IP."""
@@ -192,33 +205,27 @@ class VMDeployTest(VMTestCase):
         self.check_no_secret_in_logs()
         self.check_soft_power_off(log_mark)
 
-    def test_custom_agent_metal3(self):
-        """Scenario 2: custom-agent with the deploy-step JSON of Metal3."""
-        vm = self.vm(1, 'custom-agent')
-        config = metal3_config(self.setup, vm, HOSTNAME % 1)
-        dep, data = self.deploy(
-            vm, config_drive={'user_data': json.dumps(config),
-                              'meta_data': {'uuid': vm.uuid}},
-            deploy_steps=[{'interface': 'deploy', 'step': 'install_coreos',
-                           'priority': 80,
-                           'args': {'append_kargs': [scenario.KARG]}}])
-        self.assertActive(data, vm)
-        self.check_installed(dep, vm.static_ip, HOSTNAME % 1,
-                             kargs=[scenario.KARG])
-        self.check_no_secret_in_logs()
-
     def test_undeploy_clean_redeploy(self):
         """Scenario 3: undeploy with automated cleaning, deploy again."""
-        vm = self.vm(0, 'coreos')
-        drive = scenario.iso_drive(self.setup, vm, HOSTNAME % 0)
-        dep, data = self.deploy(vm, config_drive=drive)
-        self.assertActive(data, vm)
+        vm = self.lab.vms[0]
+        if (vm.node is not None and
+                self.lab.node(vm)['provision_state'] == 'active'):
+            # Scenario 1 deployed it: that is its first life.
+            self.setup.say('%s: reusing the deployment of scenario 1'
+                           % vm.name)
+            dep = scenario.Deployment(self.setup, vm)
+        else:
+            vm = self.vm(0, 'coreos')
+            dep, data = self.deploy(vm, config_drive=scenario.iso_drive(
+                self.setup, vm, HOSTNAME % 0))
+            self.assertActive(data, vm)
         dep.wait_ssh(vm.static_ip)
         dep.run(vm.static_ip, ['sudo', 'touch', '/var/lib/vmlab/first-life'])
         # Cleaning on undeploy for this node: the real agent erases the
         # metadata of the VM's disk.
         self.lab.ironic.cli('node', 'set', vm.node, '--automated-clean',
                             'true')
+        log_mark = len(self.lab.ironic.log_tail(50 << 20))
         started = time.monotonic()
         self.lab.ironic.cli('node', 'undeploy', vm.node)
         data = self.lab.wait(vm, ('available', 'clean failed'),
@@ -229,7 +236,7 @@ class VMDeployTest(VMTestCase):
         self.assertEqual('available', data['provision_state'],
                          data['last_error'])
         self.assertIn('erase_devices_metadata',
-                      self.lab.ironic.log_tail(50 << 20))
+                      self.lab.ironic.log_tail(50 << 20)[log_mark:])
         # The VM is off: its disk file shows no partition table any more.
         proc = subprocess.run(['sfdisk', '--json', vm.disk],
                               capture_output=True, text=True)
@@ -243,9 +250,33 @@ class VMDeployTest(VMTestCase):
         self.assertNotIn('first-life', dep.run(
             vm.static_ip, ['ls', '-A', '/var/lib/vmlab']))
 
+
+class CustomAgentAndFaultTest(VMTestCase):
+    """Scenarios 2 and 4: custom-agent as Metal3 uses it; a power cut."""
+
+    #: Scenario 4 waits this long after the agent's last heartbeat. It
+    #: must also cover power on -> first heartbeat: 900 s was too short
+    #: on a 2-core machine with three emulated VMs and other test jobs.
+    callback_timeout = 1200
+
+    def test_custom_agent_metal3(self):
+        """Scenario 2: custom-agent with the deploy-step JSON of Metal3."""
+        vm = self.vm(0, 'custom-agent')
+        config = metal3_config(self.setup, vm, HOSTNAME % 1)
+        dep, data = self.deploy(
+            vm, config_drive={'user_data': json.dumps(config),
+                              'meta_data': {'uuid': vm.uuid}},
+            deploy_steps=[{'interface': 'deploy', 'step': 'install_coreos',
+                           'priority': 80,
+                           'args': {'append_kargs': [scenario.KARG]}}])
+        self.assertActive(data, vm)
+        self.check_installed(dep, vm.static_ip, HOSTNAME % 1,
+                             kargs=[scenario.KARG])
+        self.check_no_secret_in_logs()
+
     def test_power_off_mid_install(self):
         """Scenario 4: the VM loses power during the install."""
-        vm = self.vm(1, 'coreos')
+        vm = self.vm(0, 'coreos')
         drive = scenario.iso_drive(self.setup, vm, HOSTNAME % 1)
         dep = scenario.Deployment(self.setup, vm)
         dep.deploy(config_drive=drive)
@@ -258,13 +289,15 @@ class VMDeployTest(VMTestCase):
         self.lab.redfish('POST', vm.system_path
                          + '/Actions/ComputerSystem.Reset',
                          {'ResetType': 'ForceOff'})
-        self.setup.say('%s: powered off through Redfish mid-install'
-                       % vm.name)
-        data = dep.wait(timeout=1800)
+        cut = time.monotonic()
+        self.setup.say('%s: powered off through Redfish mid-install (%.0fs '
+                       'after the deploy call)' % (vm.name,
+                                                   cut - dep.started))
+        data = dep.wait(timeout=self.callback_timeout + 600)
+        self.setup.say('%s: %s %.0fs after the power cut: %s'
+                       % (vm.name, data['provision_state'],
+                          time.monotonic() - cut, data['last_error']))
         self.assertEqual('deploy failed', data['provision_state'])
-        self.assertTrue(data['last_error'])
-        self.setup.say('%s: deploy failed: %s'
-                       % (vm.name, data['last_error']))
         self.assertRegex(data['last_error'], '(?i)timeout|timed out')
         dep, data = self.deploy(vm, config_drive=drive)
         self.assertActive(data, vm)
