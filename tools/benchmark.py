@@ -41,7 +41,9 @@ machine:
 * CPU seconds the Ironic process (API and conductor) spends per
   deployment, ``coreos`` next to ``custom-agent``, with a small Ignition
   config and with one of 1 MiB (from the process's own counters,
-  ``/proc/<pid>/stat``).
+  ``/proc/<pid>/stat``), less what polling the node alone costs over the
+  same wall time; ``--samples`` pairs per config, medians (the method is
+  printed with the numbers, see :data:`CPU_METHOD`).
 
 ``python tools/benchmark.py media [--media-size MIB] [--dense]`` (no root
 needed) measures per-node live media instead: seconds and peak memory
@@ -71,6 +73,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 
 from ironic_coreos.engine import ignition
@@ -181,25 +184,94 @@ class Bench(object):
         return elapsed
 
     def cpu_per_deploy(self, node, mode, config, steps=None):
-        """Ironic CPU seconds and wall seconds of one deployment."""
-        pid = self.h.ironic._proc.pid
-        before = process_cpu(pid)
-        elapsed = self.timed(node, mode, config=config, steps=steps)
-        return process_cpu(pid) - before, elapsed
+        """Ironic CPU seconds and wall seconds of one deployment.
 
-    def idle_cpu_rate(self, node, seconds=15):
-        """Ironic CPU seconds per second while the node is only polled.
-
-        The node rests in ``active``; it is polled the way a deployment
-        is waited for.
+        The deployment is waited for with :meth:`light_wait`.
         """
         pid = self.h.ironic._proc.pid
         before = process_cpu(pid)
         start = time.monotonic()
-        while time.monotonic() - start < seconds:
-            self.h.wait(node, ('active',), timeout=60)
-            time.sleep(0.25)
+        self.request(node, mode, config=config, steps=steps)
+        data = self.light_wait(node, ('active', 'deploy failed'), 300)
+        elapsed = time.monotonic() - start
+        cpu = process_cpu(pid) - before
+        if data['provision_state'] != 'active':
+            raise RuntimeError('%s deploy of %s ended in %s: %s'
+                               % (mode, node.name, data['provision_state'],
+                                  data['last_error']))
+        return cpu, elapsed
+
+    def light_wait(self, node, states, timeout, rest=None):
+        """Wait until the node rests in one of ``states``, asking lightly.
+
+        Asks for the node's state fields only, once a second: a node's
+        full record carries its instance_info (the config drive with the
+        Ignition config), which the API copies and masks for every
+        request; with a 1 MiB config, asking four times a second costs
+        the Ironic process more than the deployment itself. With
+        ``rest`` (seconds), keeps polling that long after the node rests,
+        the same way.
+
+        :returns: the node's state fields as the API returns them.
+        """
+        path = ('/v1/nodes/%s?fields=provision_state,target_provision_state,'
+                'reservation,last_error' % node.uuid)
+        deadline = time.monotonic() + timeout
+        while True:
+            data = self.h.ironic.get(path)
+            if data['provision_state'] in states and core.settled(
+                    data['provision_state'],
+                    data['target_provision_state'],
+                    data.get('reservation')):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError('%s did not reach %s within %ss: %s'
+                                   % (node.name, states, timeout, data))
+            time.sleep(1)
+        if rest:
+            end = time.monotonic() + rest
+            while time.monotonic() < end:
+                self.h.ironic.get(path)
+                time.sleep(1)
+        return data
+
+    def idle_cpu_rate(self, node, seconds=15):
+        """Ironic CPU seconds per second while the node is only polled.
+
+        The node rests in ``active`` with the deployment's instance_info
+        and is polled as :meth:`cpu_per_deploy` polls; the harness's
+        watcher lists the nodes meanwhile, as during a deployment.
+        """
+        pid = self.h.ironic._proc.pid
+        before = process_cpu(pid)
+        start = time.monotonic()
+        self.light_wait(node, ('active',), 60, rest=seconds)
         return (process_cpu(pid) - before) / (time.monotonic() - start)
+
+    def slow_watcher(self, interval=1.0):
+        """Let the harness's watcher list the nodes once per ``interval``.
+
+        It lists them five times a second, which costs the Ironic process
+        several times what the deployment of a small config does; once a
+        second it starts and stops the agents as well, a little later.
+
+        :returns: a function that restores the watcher's pace.
+        """
+        ironic = self.h.ironic
+        original = ironic.states
+        last = [0.0]
+        lock = threading.Lock()
+
+        def states():
+            with lock:
+                wait = last[0] + interval - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                last[0] = time.monotonic()
+            return original()
+
+        ironic.states = states
+        return lambda: vars(ironic).pop('states', None)
 
     def reset(self, nodes):
         """Undeploy (also from deploy failed) back to available."""
@@ -244,7 +316,9 @@ def run(args):
         server = h.serve(image_dir)
         bench = Bench(h, server.url_of(image), sha)
         parts = args.parts.split(',')
-        count = max(16 if 'concurrent' in parts else 1, args.samples)
+        count = max(16 if 'concurrent' in parts else 1,
+                    args.samples if {'times', 'failures'} & set(parts)
+                    else 1)
         _log('Creating %d simulated nodes...' % count)
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             nodes = list(pool.map(
@@ -263,7 +337,7 @@ def run(args):
                 row('%d concurrent coreos deploys, total' % k, elapsed)
                 bench.reset(nodes[:k])
         if 'cpu' in parts:
-            _cpu(bench, sample_nodes, row)
+            _cpu(bench, sample_nodes, row, args.samples)
     _log('')
     print('| measure | seconds | samples |')
     print('|---|---:|---|')
@@ -311,34 +385,86 @@ def _failures(bench, sample_nodes, row):
             bench.reset(sample_nodes[:1])
 
 
-def _cpu(bench, sample_nodes, row):
+CPU_METHOD = (
+    'Method: CPU seconds (user + system) of the Ironic process (API and '
+    'conductor in one process) and its children, from /proc/<pid>/stat, '
+    'from the deploy call until the node rests in active. One node '
+    'deploys at a time; coreos and custom-agent alternate (which goes '
+    'first alternates too), and the node is undeployed after each '
+    'deployment, so no other node holds a config. The deployment is '
+    'polled for its state fields only, once a second, and the '
+    'harness lists the nodes once a second. Right after '
+    'each deployment the same node, resting in active with the same '
+    'instance_info, is polled the same way for %d s: that rate times '
+    'the deployment\'s wall time is subtracted ("net"). Medians of the '
+    'samples.')
+
+
+def _cpu(bench, sample_nodes, row, samples, idle_seconds=15):
     """Ironic CPU seconds per deployment, coreos next to custom-agent."""
     large = large_ignition.build(1024 * 1024)
     size = len(json.dumps(large))
+    node = sample_nodes[0]
+    modes = ('custom-agent', 'coreos')
+    _log(CPU_METHOD % idle_seconds)
+    load_before = os.getloadavg()
+    summary = []
+    restore = bench.slow_watcher()
+    try:
+        _cpu_cases(bench, node, large, size, modes, samples, idle_seconds,
+                   row, summary)
+    finally:
+        restore()
+    load_after = os.getloadavg()
+    small, big = summary
+    _log('Load average (1, 5, 15 min): %.1f %.1f %.1f before, '
+         '%.1f %.1f %.1f after' % (load_before + load_after))
+    _log('Target, small config, coreos <= 1.10 x custom-agent: %.2f, %s'
+         % (small[2], 'met' if small[2] <= 1.10 else 'NOT met'))
+    diff = big[1]['coreos'] - big[1]['custom-agent']
+    _log('Target, 1 MiB config, coreos <= custom-agent + 0.5 s: %+.2f s, %s'
+         % (diff, 'met' if diff <= 0.5 else 'NOT met'))
+
+
+def _cpu_cases(bench, node, large, size, modes, samples, idle_seconds, row,
+               summary):
     for label, config in (('small config', CONFIG),
                           ('1 MiB config (%d bytes)' % size, large)):
+        taken = {mode: [] for mode in modes}
+        for index in range(samples):
+            order = modes if index % 2 == 0 else modes[::-1]
+            for mode in order:
+                bench.set_interface([node], mode)
+                cpu, wall = bench.cpu_per_deploy(node, mode, config)
+                idle = bench.idle_cpu_rate(node, idle_seconds)
+                bench.reset([node])
+                taken[mode].append((cpu, wall, idle, cpu - idle * wall))
+                _log('    %s, %s: %.2f CPU s in %.1f s, polling alone '
+                     '%.3f CPU s/s, net %.2f'
+                     % (mode, label, cpu, wall, idle, cpu - idle * wall))
         net = {}
-        for mode in ('custom-agent', 'coreos'):
-            bench.set_interface(sample_nodes, mode)
-            samples = [bench.cpu_per_deploy(node, mode, config)
-                       for node in sample_nodes]
-            # What polling alone costs (the harness and the benchmark
-            # poll the API while a node deploys), on a node resting with
-            # the same instance_info.
-            idle = bench.idle_cpu_rate(sample_nodes[0])
-            bench.reset(sample_nodes)
-            cpu = statistics.median(c for c, _e in samples)
-            wall = statistics.median(e for _c, e in samples)
-            net[mode] = statistics.median(c - idle * e for c, e in samples)
-            row('Ironic CPU per deployment, %s, %s' % (mode, label), cpu,
-                '(%s; %.1f s each; polling alone %.3f CPU s/s; net %.2f)'
-                % (', '.join('%.2f' % c for c, _e in samples), wall, idle,
-                   net[mode]))
-        row('Ironic CPU per deployment, coreos minus custom-agent, %s, net'
+        for mode in modes:
+            values = taken[mode]
+            net[mode] = statistics.median(v[3] for v in values)
+            row('Ironic CPU per deployment, %s, %s, net' % (mode, label),
+                net[mode],
+                '(net %s; raw median %.2f; %.1f s each; polling alone '
+                '%.3f CPU s/s)'
+                % (', '.join('%.2f' % v[3] for v in values),
+                   statistics.median(v[0] for v in values),
+                   statistics.median(v[1] for v in values),
+                   statistics.median(v[2] for v in values)))
+        # The difference of each pair deployed one after the other.
+        pairs = [c[3] - a[3]
+                 for a, c in zip(taken['custom-agent'], taken['coreos'])]
+        ratio = (net['coreos'] / net['custom-agent']
+                 if net['custom-agent'] > 0 else float('nan'))
+        row('Ironic CPU per deployment, coreos minus custom-agent, %s'
             % label, net['coreos'] - net['custom-agent'],
-            '(coreos / custom-agent: %s)'
-            % ('%.2f' % (net['coreos'] / net['custom-agent'])
-               if net['custom-agent'] > 0 else 'n/a'))
+            '(coreos / custom-agent: %.2f; pairwise %s, median %.2f)'
+            % (ratio, ', '.join('%+.2f' % p for p in pairs),
+               statistics.median(pairs)))
+        summary.append((label, net, ratio))
 
 
 # -- engine -----------------------------------------------------------------

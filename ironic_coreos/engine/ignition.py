@@ -24,14 +24,17 @@ Nothing here imports Ironic or ironic-python-agent.
 
 import base64
 import binascii
+import collections
 import dataclasses
 import difflib
 import functools
+import hashlib
 import json
 import math
 import posixpath
 import re
 import struct
+import threading
 import urllib.parse
 import zlib
 
@@ -231,6 +234,72 @@ def check(data, max_version=spec.NEWEST_VERSION, fail_on_warnings=False,
         raise exception.InvalidIgnition(message,
                                         report.errors + report.warnings)
     return report
+
+
+class Verdicts:
+    """Remembers which configs :func:`check` found usable.
+
+    A conductor checks the same merged config of one deployment several
+    times (in ``prepare``, in the ``deploy`` step and in
+    ``install_coreos``); at 1 MiB each check costs a few tenths of a
+    second of CPU. :meth:`check` gives the same verdict as :func:`check`
+    and runs it only for a config it has not seen usable with the same
+    settings: a config is known by the sha256 of its JSON text (of its
+    compact, key-order-preserving serialisation for a dict, which is
+    what Ignition reads), so a dict and a text, or two texts that differ
+    in white space, are checked on their own. Configs with errors are
+    never remembered, so every failure is worked out and reported anew.
+    Thread-safe; keeps the last ``size`` verdicts, without the config.
+    """
+
+    def __init__(self, size=128):
+        self.size = size
+        self._seen = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(data, max_version, fail_on_warnings, install_device):
+        if isinstance(data, dict):
+            try:
+                text = json.dumps(data, separators=(',', ':'),
+                                  allow_nan=False).encode('utf-8')
+            except (TypeError, ValueError, RecursionError):
+                # Not JSON (a bug of the caller's): check it every time.
+                return None
+            kind = 'dict'
+        elif isinstance(data, str):
+            text, kind = data.encode('utf-8', 'surrogatepass'), 'str'
+        elif isinstance(data, bytes):
+            text, kind = data, 'bytes'
+        else:
+            return None
+        return (kind, hashlib.sha256(text).hexdigest(), max_version,
+                bool(fail_on_warnings), install_device)
+
+    def check(self, data, max_version=spec.NEWEST_VERSION,
+              fail_on_warnings=False, install_device=None):
+        """:func:`check`, remembered for usable configs.
+
+        :returns: the :class:`Report` of a usable config; its ``config``
+            is None when the verdict was remembered.
+        :raises: InvalidIgnition as :func:`check` does.
+        """
+        key = self._key(data, max_version, fail_on_warnings, install_device)
+        if key is not None:
+            with self._lock:
+                known = self._seen.get(key)
+                if known is not None:
+                    self._seen.move_to_end(key)
+                    return known
+        report = check(data, max_version=max_version,
+                       fail_on_warnings=fail_on_warnings,
+                       install_device=install_device)
+        if key is not None:
+            with self._lock:
+                self._seen[key] = dataclasses.replace(report, config=None)
+                while len(self._seen) > self.size:
+                    self._seen.popitem(last=False)
+        return report
 
 
 # Reading the document

@@ -25,6 +25,7 @@ when it loads, the agent's hardware manager in the agent.
 import hashlib
 import json
 import logging
+import re
 import urllib.parse
 
 HIDDEN = '<hidden>'
@@ -36,39 +37,45 @@ SECRET_KEYS = frozenset(['ignition', 'image_pull_secret', 'configdrive',
 _MAX_DEPTH = 30
 
 
+# A quoted string (backslash escapes), or a lone quote that is never
+# closed, or one bracket: the scan of a value jumps from one of these to
+# the next in C instead of looking at every character in Python, since a
+# logged step or node may print a config of megabytes.
+_STRINGS = {
+    "'": re.compile(r"'[^'\\]*(?:\\.[^'\\]*)*'", re.S),
+    '"': re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S),
+}
+_TOKEN = re.compile(r"""[{}\[\]]"""
+                    r"""|'[^'\\]*(?:\\.[^'\\]*)*'"""
+                    r'''|"[^"\\]*(?:\\.[^"\\]*)*"'''
+                    r"""|['"]""", re.S)
+_SCALAR = re.compile(r'[^,}\]]*')
+
+
 def _end_of_value(text, start):
-    """Index just after the Python/JSON literal starting at ``start``."""
+    """Index just after the Python/JSON literal starting at ``start``.
+
+    A string or a bracket that is not closed runs to the end of the text.
+    """
     opening = text[start] if start < len(text) else ''
-    if opening in '\'"':
-        index = start + 1
-        while index < len(text):
-            if text[index] == '\\':
-                index += 2
-                continue
-            if text[index] == opening:
-                return index + 1
-            index += 1
-        return len(text)
-    if opening in '{[':
+    if opening in ('\'', '"'):
+        match = _STRINGS[opening].match(text, start)
+        return match.end() if match else len(text)
+    if opening in ('{', '['):
         depth = 0
-        index = start
-        while index < len(text):
-            char = text[index]
-            if char in '\'"':
-                index = _end_of_value(text, index)
-                continue
-            if char in '{[':
+        for match in _TOKEN.finditer(text, start):
+            token = match.group()
+            if token in ('{', '['):
                 depth += 1
-            elif char in '}]':
+            elif token in ('}', ']'):
                 depth -= 1
                 if depth == 0:
-                    return index + 1
-            index += 1
+                    return match.end()
+            elif len(token) == 1:
+                # A quote that is never closed.
+                return len(text)
         return len(text)
-    index = start
-    while index < len(text) and text[index] not in ',}]':
-        index += 1
-    return index
+    return _SCALAR.match(text, start).end()
 
 
 def redact_text(text):

@@ -88,6 +88,10 @@ INSTANCE_INFO_ARGS = ('append_kargs', 'delete_kargs', 'console', 'platform',
 # only when an addition needs it.
 _EMPTY_CONFIG_VERSION = '3.0.0'
 
+# NOTE(coreos): prepare, deploy and install_coreos check the same merged
+# config of a deployment; it is checked once (see ignition.Verdicts).
+_VERDICTS = ignition.Verdicts()
+
 
 class _Failure(Exception):
     """A problem found while assembling the arguments (internal).
@@ -224,7 +228,7 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
 
     def _check_ignition(self, data, field):
         try:
-            return ignition.check(
+            return _VERDICTS.check(
                 data, max_version=CONF.coreos.max_ignition_version,
                 fail_on_warnings=CONF.coreos.fail_on_ignition_warnings)
         except engine_exc.InvalidIgnition as e:
@@ -664,7 +668,14 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
                   'secret': (' with a pull secret'
                              if args.get('image_pull_secret') else ''),
                   'kargs': len(args.get('append_kargs') or [])})
-        new_step = {'interface': 'deploy', 'step': STEP_NAME, 'args': args}
+        # NOTE(coreos): the config goes to the agent as its JSON text, the
+        # bytes logged above (the agent installs these bytes). Ironic masks
+        # and logs the agent's command results, which repeat the step's
+        # arguments, value by value: a string of a megabyte costs a sixth
+        # of the dict it holds, which has thousands of values.
+        new_step = {'interface': 'deploy', 'step': STEP_NAME,
+                    'args': dict(args,
+                                 ignition=config_bytes.decode('utf-8'))}
         client = agent_client.get_client(task)
         return agent_base.execute_step(task, new_step, 'deploy',
                                        client=client)

@@ -19,6 +19,7 @@ import struct
 import subprocess
 import tempfile
 import unittest
+from unittest import mock
 import urllib.parse
 
 import hypothesis
@@ -1014,6 +1015,85 @@ def _mutated_configs(draw):
     if draw(st.booleans()):
         config[draw(_ODD_KEYS)] = draw(st.sampled_from([{'x': []}, [{}], 0]))
     return config
+
+
+class TestVerdicts(unittest.TestCase):
+
+    GOOD = {'ignition': {'version': '3.3.0'},
+            'storage': {'files': [{'path': '/etc/motd',
+                                   'contents': {'source': 'data:,hi'}}]}}
+    WARNED = {'ignition': {'version': '3.3.0'},
+              'storage': {'files': [{'path': '/etc/motd', 'mode': 0o777,
+                                     'contents': {'source': 'data:,hi'}}]}}
+    BAD = {'ignition': {'version': '3.3.0'}, 'storage': {'filez': []}}
+
+    def setUp(self):
+        self.verdicts = ignition.Verdicts(size=2)
+        patcher = mock.patch.object(ignition, 'validate', autospec=True,
+                                    side_effect=ignition.validate)
+        self.validate = patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def test_usable_config_checked_once(self):
+        first = self.verdicts.check(self.GOOD)
+        again = self.verdicts.check(json.loads(json.dumps(self.GOOD)))
+        self.assertEqual(1, self.validate.call_count)
+        self.assertEqual(self.GOOD, first.config)
+        self.assertIsNone(again.config)
+        self.assertEqual((first.version, first.errors, first.warnings,
+                          first.needs_network),
+                         (again.version, again.errors, again.warnings,
+                          again.needs_network))
+
+    def test_same_verdict_as_check(self):
+        for config in (self.GOOD, self.WARNED, self.BAD):
+            for fail_on_warnings in (False, True):
+                try:
+                    expected = ignition.check(
+                        config, fail_on_warnings=fail_on_warnings).warnings
+                except exception.InvalidIgnition as e:
+                    expected = e.problems
+                for _attempt in range(2):
+                    try:
+                        seen = self.verdicts.check(
+                            config,
+                            fail_on_warnings=fail_on_warnings).warnings
+                    except exception.InvalidIgnition as e:
+                        seen = e.problems
+                    self.assertEqual(expected, seen)
+
+    def test_errors_never_remembered(self):
+        for _attempt in range(3):
+            self.assertRaises(exception.InvalidIgnition,
+                              self.verdicts.check, self.BAD)
+        self.assertEqual(3, self.validate.call_count)
+
+    def test_settings_and_forms_checked_apart(self):
+        text = json.dumps(self.GOOD)
+        self.verdicts.check(self.GOOD)
+        self.verdicts.check(self.GOOD, max_version='3.3.0')
+        self.verdicts.check(text)
+        self.verdicts.check(text.encode())
+        self.verdicts.check(json.dumps(self.GOOD, indent=1))
+        self.assertEqual(5, self.validate.call_count)
+
+    def test_changed_config_checked_again(self):
+        self.verdicts.check(self.GOOD)
+        changed = json.loads(json.dumps(self.GOOD))
+        changed['storage']['files'][0]['mode'] = 'rw'
+        self.assertRaises(exception.InvalidIgnition, self.verdicts.check,
+                          changed)
+        self.assertEqual(2, self.validate.call_count)
+
+    def test_keeps_the_last_verdicts(self):
+        configs = [{'ignition': {'version': v}}
+                   for v in ('3.0.0', '3.1.0', '3.2.0')]
+        for config in configs:
+            self.verdicts.check(config)
+        self.verdicts.check(configs[0])
+        self.assertEqual(4, self.validate.call_count)
+        self.verdicts.check(configs[2])
+        self.assertEqual(4, self.validate.call_count)
 
 
 class TestTextAndDict(unittest.TestCase):

@@ -131,6 +131,9 @@ class CoreOSTestBase(db_base.DbTestCase):
         self.config(enabled_deploy_interfaces=['direct', 'custom-agent',
                                                'coreos', 'fake'])
         self.deploy = coreos.CoreOSDeploy()
+        # Every test starts with no remembered verdicts.
+        self.useFixture(fixtures.MockPatchObject(
+            coreos, '_VERDICTS', ignition.Verdicts()))
         self.node = obj_utils.create_test_node(
             self.context, driver='fake-hardware',
             deploy_interface='coreos', boot_interface='fake',
@@ -226,8 +229,13 @@ class InstallCoreOSTestCase(CoreOSTestBase):
         self.assertEqual('deploy', step['interface'])
         self.assertEqual('install_coreos', step['step'])
         # The agent must accept exactly these arguments.
-        installer.parse_args(step['args'])
-        return step['args']
+        parsed = installer.parse_args(step['args'])
+        # The config goes as its JSON text, the bytes the agent installs.
+        args = dict(step['args'])
+        self.assertEqual(redact.config_bytes(parsed.ignition).decode(),
+                         args['ignition'])
+        args['ignition'] = parsed.ignition
+        return args
 
     def assertMerged(self, config, hostname=True, keys=True, network=True):
         data, mode = decode_file(config, '/etc/hostname')
@@ -879,6 +887,38 @@ class PrepareTestCase(CoreOSTestBase):
             ['/etc/hostname'],
             [f['path'] for f in mock_check.call_args[0][0]['storage'][
                 'files'] if f['path'] == '/etc/hostname'])
+
+    def test_same_config_checked_once_per_deployment(self, mock_power,
+                                                     mock_boot):
+        self.set_instance_info(configdrive=json_configdrive(
+            user_data=json.dumps(USER_CONFIG, indent=1)))
+        with mock.patch.object(ignition, 'validate', autospec=True,
+                               side_effect=ignition.validate) as mock_check:
+            with task_manager.acquire(self.context,
+                                      self.node.uuid) as task:
+                self.deploy.prepare(task)
+                args, report = self.deploy._build_args(task, {})
+        # The second assembly (deploy, install_coreos) of the same input
+        # reuses the verdict and gives the same arguments.
+        self.assertEqual(1, mock_check.call_count)
+        self.assertEqual([], report.errors)
+        self.assertIn('/etc/hostname',
+                      [f['path'] for f in args['ignition']['storage'][
+                          'files']])
+
+    def test_bad_config_checked_every_time(self, mock_power, mock_boot):
+        config = copy.deepcopy(USER_CONFIG)
+        config['storage']['files'][0]['mode'] = 'rw'
+        self.set_instance_info(configdrive=json_configdrive(
+            user_data=json.dumps(config, indent=1)))
+        with mock.patch.object(ignition, 'validate', autospec=True,
+                               side_effect=ignition.validate) as mock_check:
+            for _attempt in range(2):
+                self.assertPrepareFails(mock_power, mock_boot,
+                                        'config drive user_data',
+                                        '$.storage.files[0].mode')
+        # The merged config and the user's text, each time.
+        self.assertEqual(4, mock_check.call_count)
 
     def test_user_config_problems_first_with_line(self, mock_power,
                                                   mock_boot):
