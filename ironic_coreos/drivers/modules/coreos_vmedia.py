@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 import urllib.parse
 
 from ironic.common import boot_devices
@@ -422,6 +423,29 @@ def fetch_live_iso(task, ref, checksum, dest, cache):
                       else None)
 
 
+def write_node_iso(iso, output, config, keyfiles, kargs):
+    """Write a copy of a stock live ISO with a node's configuration.
+
+    :param iso: the stock ISO (:class:`~ironic_coreos.engine.live_media.
+        LiveISO`); the file itself is not changed.
+    :param output: the new file (must not exist; created 0600).
+    :param config: the live system's Ignition config (bytes).
+    :param keyfiles: name -> bytes, for ISOs whose live initramfs reads
+        embedded keyfiles (the caller puts them into ``config`` else).
+    :param kargs: kernel arguments to append, when the ISO has areas.
+    :raises: LiveMediaError, before anything is written, if something does
+        not fit.
+    """
+    iso.set_ignition(config, replace=True)
+    if keyfiles and iso.supports_network:
+        iso.set_keyfiles(keyfiles, replace=True)
+    if iso.kargs_areas is not None and kargs:
+        iso.modify_kargs(append=kargs)
+    # Checks that everything fits before the copy starts.
+    iso.regions()
+    iso.write(output=output)
+
+
 def build_live_iso(task, ramdisk_params, mode='deploy'):
     """Write and publish the node's live ISO; returns its URL.
 
@@ -441,28 +465,23 @@ def build_live_iso(task, ramdisk_params, mode='deploy'):
         os.makedirs(cache.master_dir, mode=0o700, exist_ok=True)
     # NOTE: next to the master copy, so that the cache hard-links it
     # instead of copying it.
-    staging = os.path.join(cache.master_dir or CONF.tempdir,
+    staging = os.path.join(cache.master_dir or CONF.tempdir
+                           or tempfile.gettempdir(),
                            '.node-%s.iso' % node.uuid)
     common_utils.unlink_without_raise(staging)
     try:
         fetch_live_iso(task, ref, checksum, staging, cache)
         try:
             iso = live_media.LiveISO.open(staging)
-            embedded = {}
+            embedded = []
             if keyfiles and not iso.supports_network:
                 embedded = [network.Keyfile(name=name[:-len('.nmconnection')],
                                             contents=body.decode())
                             for name, body in keyfiles.items()]
             config = live_ignition_config(task, ramdisk_params,
                                           keyfiles=embedded)
-            iso.set_ignition(config, replace=True)
-            if keyfiles and iso.supports_network:
-                iso.set_keyfiles(keyfiles, replace=True)
-            if iso.kargs_areas is not None:
-                iso.modify_kargs(append=ramdisk_kargs(ramdisk_params))
-            # Checks that everything fits before the copy starts.
-            iso.regions()
-            iso.write(output=output)
+            write_node_iso(iso, output, config, keyfiles,
+                           ramdisk_kargs(ramdisk_params))
         except engine_exc.LiveMediaError as exc:
             message = str(exc).replace(staging, ref)
             raise _invalid(_('Node %(node)s: %(field)s %(ref)s cannot be '
