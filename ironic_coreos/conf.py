@@ -129,16 +129,65 @@ conductor_opts = [
                      'node and of the deploy step.'),
 ]
 
+vmedia_opts = [
+    cfg.StrOpt('live_iso',
+               help='URL (http://, https://, file://) or Glance image of '
+                    'the stock CoreOS live ISO the coreos-*-virtual-media '
+                    'boot interfaces customise per node, for nodes whose '
+                    'driver_info has no deploy_iso (redfish_deploy_iso). '
+                    'Fetched once and cached (by URL and checksum) in '
+                    'live_iso_master_path.'),
+    cfg.StrOpt('live_iso_checksum',
+               help='Checksum of live_iso, "sha256:HEX" or "sha512:HEX" '
+                    '(a bare HEX is read by its length). Checked when the '
+                    'ISO is downloaded; part of the cache key. A node\'s '
+                    'driver_info/coreos_live_iso_checksum is used for its '
+                    'own ISO instead.'),
+    cfg.StrOpt('live_agent_image',
+               help='Container image of ironic-python-agent with '
+                    'ironic-coreos[agent] that the live system runs '
+                    '(tools/build-agent-image.sh builds it), e.g. '
+                    '192.0.2.1:5000/ironic-coreos-agent:TAG. Required by '
+                    'the coreos-*-virtual-media boot interfaces unless the '
+                    'node\'s driver_info/coreos_agent_image is set.'),
+    cfg.ListOpt('live_agent_options',
+                default=[],
+                help='Options of the agent on the live system, each '
+                     '[SECTION.]NAME=VALUE (DEFAULT when no section), '
+                     'written into its configuration file in the per-node '
+                     'ISO. A node\'s driver_info/coreos_agent_options '
+                     '(a JSON object of the same keys) overrides them.'),
+    cfg.StrOpt('live_iso_master_path',
+               default='/var/lib/ironic/master_coreos_live_isos',
+               help='Directory where the stock CoreOS live ISOs are cached '
+                    'on the conductor, shared by all nodes. Size and age '
+                    'limits are those of Ironic\'s ISO cache '
+                    '([deploy]iso_cache_size, iso_cache_ttl).'),
+    cfg.IntOpt('live_iso_file_permission',
+               default=0o640,
+               help='Mode of the per-node live ISOs in [deploy]http_root '
+                    '(they hold the agent configuration), as an octal '
+                    'number such as 0o640. Bits for "others" are refused.'),
+    cfg.StrOpt('live_iso_file_group',
+               help='Group of the per-node live ISOs, so that the HTTP '
+                    'server serving [deploy]http_root (and only it, besides '
+                    'the conductor) can read them, e.g. www-data. Unset: '
+                    'the group the file system gives (run the HTTP server '
+                    'as the conductor\'s user or group then).'),
+]
+
 
 def register_opts(conf):
     conf.register_opts(common_opts, group=GROUP)
     conf.register_opts(agent_opts, group=GROUP)
     conf.register_opts(conductor_opts, group=GROUP)
+    conf.register_opts(vmedia_opts, group=GROUP)
 
 
 def list_opts():
     """Return the options for oslo-config-generator."""
-    return [(GROUP, common_opts + agent_opts + conductor_opts)]
+    return [(GROUP, common_opts + agent_opts + conductor_opts
+             + vmedia_opts)]
 
 
 CONF = cfg.CONF

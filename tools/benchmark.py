@@ -53,6 +53,17 @@ arguments into, a CoreOS live ISO padded out to about 1 GiB (sparse, or with
 ``--dense`` filled with data): into a new file, streamed to a pipe, and in
 place; and of ``pxe wrap``.
 
+``python tools/benchmark.py vmedia [--media-size MIB] [--nodes 16]
+[--sparse]`` (no root needed) measures what the conductor does for the
+``coreos-redfish-virtual-media`` boot interface: the stock live ISO (about
+1 GiB, filled with data unless ``--sparse``) downloaded once from an HTTP
+server through the interface's cache, then per-node ISOs (the cached copy
+hard-linked, the areas read, the live Ignition config, a keyfile and kernel
+arguments embedded, the copy written) for one node and for ``--nodes`` at
+once on as many threads, as the conductor runs them. Each batch runs in a
+child process: wall seconds, seconds per node and the child's peak memory
+(``ru_maxrss``) next to its memory before the batch.
+
 ``python tools/benchmark.py image [--rebuild]`` measures the agent image
 instead (see :func:`run_image`).
 
@@ -716,6 +727,122 @@ def run_media(args):
                       indent=2)
 
 
+def _vmedia_child(args):
+    """One batch of per-node ISOs, in this process; prints JSON."""
+    import functools
+    import http.server
+    import threading
+
+    from ironic.common import context as ir_context
+    from oslo_config import cfg
+
+    from ironic_coreos.drivers.modules import coreos_vmedia
+    from ironic_coreos.engine import live_media as media
+
+    conf = cfg.CONF
+    conf([], project='ironic')
+    work = args.media_dir
+    conf.set_override('live_iso_master_path', os.path.join(work, 'master'),
+                      group='coreos')
+    conf.set_override('tempdir', os.path.join(work, 'tmp'))
+    os.makedirs(os.path.join(work, 'tmp'), exist_ok=True)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, fmt, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=os.path.join(work, 'served'))
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = 'http://127.0.0.1:%d/live.iso' % httpd.server_address[1]
+    ctx = ir_context.get_admin_context()
+
+    class Task(object):
+        context = ctx
+
+    cache = coreos_vmedia.LiveISOCache()
+    os.makedirs(cache.master_dir, exist_ok=True)
+    config = json.dumps(MEDIA_CONFIG).encode()
+    out_dir = os.path.join(work, 'out')
+    os.makedirs(out_dir, exist_ok=True)
+
+    def one(index):
+        staging = os.path.join(cache.master_dir, '.node-%d.iso' % index)
+        output = os.path.join(out_dir, 'boot-%d.iso' % index)
+        start = time.monotonic()
+        coreos_vmedia.fetch_live_iso(Task, url, None, staging, cache)
+        try:
+            iso = media.LiveISO.open(staging)
+            coreos_vmedia.write_node_iso(
+                iso, output, config, {'eth0.nmconnection': MEDIA_KEYFILE},
+                ['ipa-api-url=http://192.0.2.1:6385', 'boot_method=vmedia'])
+        finally:
+            os.unlink(staging)
+        return time.monotonic() - start
+
+    result = {}
+    start = time.monotonic()
+    if args.nodes == 0:
+        one(0)
+        result['seconds'] = time.monotonic() - start
+    else:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        with concurrent.futures.ThreadPoolExecutor(args.nodes) as pool:
+            per_node = list(pool.map(one, range(args.nodes)))
+        result['seconds'] = time.monotonic() - start
+        result['per_node'] = per_node
+        result['rss_before_mib'] = before
+    result['rss_mib'] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                         / 1024.0)
+    httpd.shutdown()
+    print(json.dumps(result))
+    return 0
+
+
+def run_vmedia(args):
+    size = args.media_size * 1024 * 1024
+    rows = []
+    with tempfile.TemporaryDirectory(dir=args.media_dir) as tmp:
+        served = os.path.join(tmp, 'served')
+        os.makedirs(served)
+        _padded_iso(os.path.join(served, 'live.iso'), size, not args.sparse)
+        kind = 'sparse' if args.sparse else 'dense'
+        _log('Stock live ISO: %d MiB (%s), on a local HTTP server'
+             % (args.media_size, kind))
+
+        def child(nodes):
+            out = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), '_vmedia-child',
+                 '--nodes', str(nodes), '--media-dir', tmp],
+                check=True, stdout=subprocess.PIPE).stdout
+            shutil.rmtree(os.path.join(tmp, 'out'), ignore_errors=True)
+            return json.loads(out.decode().strip().splitlines()[-1])
+
+        first = child(0)
+        rows.append(('download once into the cache + 1 node ISO', 1,
+                     first['seconds'], first['seconds'], None,
+                     first['rss_mib']))
+        for nodes in sorted({1, args.nodes}):
+            got = child(nodes)
+            rows.append(('node ISOs from the cache, %d at once' % nodes,
+                         nodes, got['seconds'],
+                         statistics.mean(got['per_node']),
+                         got['rss_before_mib'], got['rss_mib']))
+            _log('  %d node(s): %.2f s' % (nodes, got['seconds']))
+    print('Stock live ISO of %d MiB (%s)' % (args.media_size, kind))
+    print('| batch | nodes | wall seconds | seconds per node (mean) | '
+          'RSS before (MiB) | peak RSS (MiB) |')
+    print('|---|---:|---:|---:|---:|---:|')
+    for label, nodes, wall, per_node, before, peak in rows:
+        print('| %s | %d | %.2f | %.2f | %s | %.1f |'
+              % (label, nodes, wall, per_node,
+                 '-' if before is None else '%.1f' % before, peak))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'iso_mib': args.media_size, 'dense': not args.sparse,
+                       'rows': rows}, f, indent=2)
+
+
 MIB = 1024 * 1024
 SITE_PACKAGES = 'opt/ironic-agent/lib/python3.11/site-packages/'
 
@@ -870,11 +997,13 @@ def main(argv=None):
         return bench.main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('what', nargs='?', default='deploy',
-                        choices=('deploy', 'engine', 'media', 'image'),
+                        choices=('deploy', 'engine', 'media', 'vmedia',
+                                 'image', '_vmedia-child'),
                         help='deploy: deployments through Ironic (default, '
                              'needs root); engine: the engine alone; media: '
-                             'per-node live media; image: the agent '
-                             'image\'s sizes and build times')
+                             'per-node live media; vmedia: per-node ISOs '
+                             'of the virtual media boot interface; image: '
+                             'the agent image\'s sizes and build times')
     parser.add_argument('--samples', type=int, default=3,
                         help='deployments per median (default 3)')
     parser.add_argument('--repeat', type=int, default=5,
@@ -895,6 +1024,10 @@ def main(argv=None):
     parser.add_argument('--dense', action='store_true',
                         help='media: fill the ISO with data instead of '
                              'leaving holes')
+    parser.add_argument('--nodes', type=int, default=16,
+                        help='vmedia: nodes prepared at once (default 16)')
+    parser.add_argument('--sparse', action='store_true',
+                        help='vmedia: leave the ISO\'s padding as holes')
     parser.add_argument('--media-dir', metavar='DIR',
                         help='media: where to put the ISOs (default: the '
                              'temporary directory)')
@@ -903,6 +1036,10 @@ def main(argv=None):
         return run_engine(args)
     if args.what == 'media':
         return run_media(args)
+    if args.what == 'vmedia':
+        return run_vmedia(args)
+    if args.what == '_vmedia-child':
+        return _vmedia_child(args)
     if args.what == 'image':
         return run_image(args)
     why = core.can_run()

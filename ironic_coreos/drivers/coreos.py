@@ -35,6 +35,7 @@ from ironic.drivers import ipmi
 from ironic.drivers import redfish
 
 from ironic_coreos.drivers.modules import coreos
+from ironic_coreos.drivers.modules import coreos_vmedia
 
 CONF = cfg.CONF
 
@@ -88,16 +89,44 @@ class CoreOSDeployMixin(object):
                                         if iface is not coreos.CoreOSDeploy]
 
 
+class _LiveISOBootMixin(object):
+    """Adds a per-node CoreOS live ISO virtual media boot interface."""
+
+    #: The interface added, last like Ironic's own virtual media ones.
+    live_iso_boot = None
+
+    @property
+    def supported_boot_interfaces(self):
+        """List of supported boot interfaces: the stock ones and ours."""
+        stock = super().supported_boot_interfaces
+        return [iface for iface in stock
+                if iface is not self.live_iso_boot] + [self.live_iso_boot]
+
+
 class CoreOSIPMIHardware(CoreOSDeployMixin, ipmi.IPMIHardware):
     """``coreos-ipmi``: the ``ipmi`` hardware type with ``coreos``."""
 
 
-class CoreOSRedfishHardware(CoreOSDeployMixin, redfish.RedfishHardware):
-    """``coreos-redfish``: the ``redfish`` hardware type with ``coreos``."""
+class CoreOSRedfishHardware(CoreOSDeployMixin, _LiveISOBootMixin,
+                            redfish.RedfishHardware):
+    """``coreos-redfish``: the ``redfish`` hardware type with ``coreos``.
+
+    Also boots per-node CoreOS live ISOs over virtual media
+    (``coreos-redfish-virtual-media``).
+    """
+
+    live_iso_boot = coreos_vmedia.CoreOSRedfishVirtualMediaBoot
 
 
-class CoreOSIDRACHardware(CoreOSDeployMixin, drac.IDRACHardware):
-    """``coreos-idrac``: the ``idrac`` hardware type with ``coreos``."""
+class CoreOSIDRACHardware(CoreOSDeployMixin, _LiveISOBootMixin,
+                          drac.IDRACHardware):
+    """``coreos-idrac``: the ``idrac`` hardware type with ``coreos``.
+
+    Also boots per-node CoreOS live ISOs over virtual media
+    (``coreos-idrac-redfish-virtual-media``).
+    """
+
+    live_iso_boot = coreos_vmedia.CoreOSIDRACVirtualMediaBoot
 
 
 class CoreOSManualManagementHardware(CoreOSDeployMixin,

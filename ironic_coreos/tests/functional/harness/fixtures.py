@@ -64,6 +64,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         # Record who asked for what and which credential came along
         # (tests compare it with the pull secret they set).
         self._server_log.append({'path': self.path,
+                                 'method': self.command,
                                  'authorization':
                                      self.headers.get('Authorization')})
 

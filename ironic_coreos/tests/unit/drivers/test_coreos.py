@@ -45,6 +45,7 @@ import testtools
 
 from ironic_coreos.drivers import coreos
 from ironic_coreos.drivers.modules import coreos as coreos_deploy
+from ironic_coreos.drivers.modules import coreos_vmedia
 
 PAIRS = [
     (coreos.CoreOSIPMIHardware, ipmi.IPMIHardware),
@@ -68,9 +69,24 @@ class HardwareTypeClassTestCase(db_base.DbTestCase):
             self.assertIs(coreos_deploy.CoreOSDeploy, mine[0], ours)
             self.assertEqual(theirs, mine[1:], ours)
 
+    def test_boot_interfaces_add_live_iso_last(self):
+        pairs = {coreos.CoreOSRedfishHardware:
+                 coreos_vmedia.CoreOSRedfishVirtualMediaBoot,
+                 coreos.CoreOSIDRACHardware:
+                 coreos_vmedia.CoreOSIDRACVirtualMediaBoot}
+        for ours, stock in PAIRS:
+            theirs = stock().supported_boot_interfaces
+            mine = ours().supported_boot_interfaces
+            if ours in pairs:
+                self.assertIs(pairs[ours], mine[-1], ours)
+                mine = mine[:-1]
+            self.assertEqual(theirs, mine, ours)
+
     def test_other_interfaces_unchanged(self):
         for ours, stock in PAIRS:
             for iface in INTERFACE_TYPES:
+                if iface == 'boot':
+                    continue
                 attr = 'supported_%s_interfaces' % iface
                 self.assertEqual(getattr(stock(), attr),
                                  getattr(ours(), attr), (ours, attr))
