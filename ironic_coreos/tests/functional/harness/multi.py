@@ -16,7 +16,7 @@ Usage::
 
     with MultiHarness(conductors=2) as h:
         node = h.add_node(deploy_interface='coreos')
-        owner = h.owner(node)              # '169.254.N.1:PORT'
+        owner = h.owner(node)              # '169.254.N.2'
         h.deploy(node, config_drive={...})
         h.ironic.conductor(owner).crash()  # SIGSTOP, then SIGKILL, the tree
         h.wait(node)
@@ -26,8 +26,9 @@ the run's state directory, reached only over a unix socket
 (``--skip-networking``: it listens on no address at all). ``ironic-api``
 and every ``ironic-conductor`` are separate processes talking json-rpc on
 the run's bridge address; each conductor has its own state directory,
-lock path and agent certificate path, and registers as
-``<bridge address>:<json-rpc port>``. Everything is recorded in the run's
+lock path and agent certificate path, and, like a conductor on a machine of its
+own, has an address of its own on the bridge, json-rpc's default port and
+registers under that address. Everything is recorded in the run's
 registry before it is created and removed with the run.
 """
 
@@ -237,40 +238,39 @@ class Service(ironic_mod.Ironic):
     always the API's (the conductor hands it to the agents).
 
     :param program: ``ironic-api`` or ``ironic-conductor``.
-    :param rpc_port: the conductor's json-rpc port.
+    :param host: [DEFAULT]host and json-rpc address (the API's by default).
     """
 
     def __init__(self, registry, state_dir, ip, api_port, interfaces,
-                 program, db_url, rpc_port=None, callback_timeout=60,
+                 program, db_url, host=None, callback_timeout=60,
                  extra=None, marker=None):
+        host = host or ip
         options = dict(FAST_FAILOVER)
         options.update({
             ('DEFAULT', 'rpc_transport'): 'json-rpc',
-            ('DEFAULT', 'host'): ip,
+            ('DEFAULT', 'host'): host,
             ('database', 'connection'): db_url,
             ('json_rpc', 'auth_strategy'): 'noauth',
             ('json_rpc', 'auth_type'): 'none',
-            ('json_rpc', 'host_ip'): ip,
+            ('json_rpc', 'host_ip'): host,
         })
-        if rpc_port:
-            options[('json_rpc', 'port')] = str(rpc_port)
         options.update(extra or {})
         super().__init__(registry, state_dir, ip, api_port, interfaces,
                          callback_timeout=callback_timeout, extra=options,
                          marker=marker)
         self.program = program
         self.base_extra = dict(self.extra)
-        self.rpc_port = rpc_port
-        #: The name the conductor registers under (Ironic appends the
-        #: json-rpc port to [DEFAULT]host).
-        self.hostname = '%s:%d' % (ip, rpc_port) if rpc_port else None
+        #: The name the conductor registers under and the address its
+        #: json-rpc server listens on (the default port, 8089).
+        self.hostname = host
         self.crashes = 0
         self._started_log_size = 0
 
     def start(self, timeout=120, extra=None):
         """Start the process; ``extra`` options replace the last ones."""
         if extra is not None:
-            self.extra = dict(self.base_extra, **extra)
+            self.extra = dict(self.base_extra)
+            self.extra.update(extra)
             self.write_config()
         try:
             self._started_log_size = os.path.getsize(self.log_file)
@@ -359,7 +359,7 @@ class MultiIronic(ironic_mod.Ironic):
     """
 
     def __init__(self, registry, state_dir, ip, port, deploy_interfaces,
-                 conductors=2, callback_timeout=60, extra=None,
+                 conductor_ips, callback_timeout=60, extra=None,
                  conductor_extra=None, marker=None):
         super().__init__(registry, state_dir, ip, port, deploy_interfaces,
                          callback_timeout=callback_timeout, extra=extra,
@@ -372,13 +372,13 @@ class MultiIronic(ironic_mod.Ironic):
         self.api = Service(state_dir=os.path.join(state_dir, 'api'),
                            program='ironic-api', extra=extra, **common)
         self.conductors = []
-        for index in range(conductors):
+        for index, host in enumerate(conductor_ips):
             options = dict(extra or {})
             options.update((conductor_extra or {}).get(index, {}))
             self.conductors.append(Service(
                 state_dir=os.path.join(state_dir, 'conductor-%d' % index),
-                program='ironic-conductor',
-                rpc_port=core._free_port(ip), extra=options, **common))
+                program='ironic-conductor', host=host, extra=options,
+                **common))
         self.services = self.conductors + [self.api]
         self.log_file = self.api.log_file
 
@@ -472,10 +472,18 @@ class MultiHarness(core.Harness):
         return super().start()
 
     def make_ironic(self, interfaces):
+        # One address of the run's bridge per conductor, as if each ran on
+        # a machine of its own: every conductor keeps json-rpc's default
+        # port and registers under its [DEFAULT]host unchanged.
+        ips = [str(self.net[2 + index])
+               for index in range(self.conductor_count)]
+        for ip in ips:
+            resources.run(['ip', 'addr', 'add', '%s/32' % ip, 'dev',
+                           self.bridge])
         return MultiIronic(
             self.registry, os.path.join(self.state_dir, 'ironic'),
             self.host_ip, core._free_port(self.host_ip), interfaces,
-            conductors=self.conductor_count,
+            conductor_ips=ips,
             callback_timeout=self.callback_timeout,
             extra=self.ironic_options, conductor_extra=self.conductor_extra,
             marker=self.marker)
