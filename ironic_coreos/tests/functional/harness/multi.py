@@ -243,9 +243,9 @@ class Service(ironic_mod.Ironic):
 
     def __init__(self, registry, state_dir, ip, api_port, interfaces,
                  program, db_url, host=None, callback_timeout=60,
-                 extra=None, marker=None):
+                 extra=None, marker=None, failover=None):
         host = host or ip
-        options = dict(FAST_FAILOVER)
+        options = dict(FAST_FAILOVER if failover is None else failover)
         options.update({
             ('DEFAULT', 'rpc_transport'): 'json-rpc',
             ('DEFAULT', 'host'): host,
@@ -360,7 +360,7 @@ class MultiIronic(ironic_mod.Ironic):
 
     def __init__(self, registry, state_dir, ip, port, deploy_interfaces,
                  conductor_ips, callback_timeout=60, extra=None,
-                 conductor_extra=None, marker=None):
+                 conductor_extra=None, marker=None, failover=None):
         super().__init__(registry, state_dir, ip, port, deploy_interfaces,
                          callback_timeout=callback_timeout, extra=extra,
                          marker=marker)
@@ -368,7 +368,8 @@ class MultiIronic(ironic_mod.Ironic):
                           marker=marker)
         common = dict(registry=registry, ip=ip, api_port=port,
                       interfaces=deploy_interfaces, db_url=self.db.url,
-                      callback_timeout=callback_timeout, marker=marker)
+                      callback_timeout=callback_timeout, marker=marker,
+                      failover=failover)
         self.api = Service(state_dir=os.path.join(state_dir, 'api'),
                            program='ironic-api', extra=extra, **common)
         self.conductors = []
@@ -458,12 +459,16 @@ class MultiHarness(core.Harness):
     :param conductors: number of ``ironic-conductor`` processes.
     :param conductor_extra: {index: {(section, option): value}} for one
         conductor only.
+    :param failover: failure detection options instead of
+        :data:`FAST_FAILOVER` (``{}``: Ironic's defaults).
     """
 
-    def __init__(self, conductors=2, conductor_extra=None, **kwargs):
+    def __init__(self, conductors=2, conductor_extra=None, failover=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.conductor_count = conductors
         self.conductor_extra = conductor_extra or {}
+        self.failover = failover
 
     def start(self):
         why = can_run()
@@ -486,7 +491,7 @@ class MultiHarness(core.Harness):
             conductor_ips=ips,
             callback_timeout=self.callback_timeout,
             extra=self.ironic_options, conductor_extra=self.conductor_extra,
-            marker=self.marker)
+            marker=self.marker, failover=self.failover)
 
     def owner(self, node):
         """The conductor the API routes the node to (its host name)."""
