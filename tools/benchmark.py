@@ -45,6 +45,10 @@ machine:
   same wall time; ``--samples`` pairs per config, medians (the method is
   printed with the numbers, see :data:`CPU_METHOD`).
 
+``python tools/benchmark.py multiconductor`` (root) deploys 64 simulated
+nodes at once over two conductors on MariaDB, ``custom-agent`` and
+``coreos`` (see ``ironic_coreos/tests/functional/multibench.py``).
+
 ``python tools/benchmark.py media [--media-size MIB] [--dense]`` (no root
 needed) measures per-node live media instead: seconds and peak memory
 (``ru_maxrss`` of the child process) of ``ironic-coreos-live-media`` reading
@@ -991,6 +995,10 @@ def run_image(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['multiconductor']:
+        # Two conductors on MariaDB, 64 nodes at once.
+        from ironic_coreos.tests.functional import multibench
+        return multibench.main(argv[1:])
     if argv[:1] == ['vm']:
         # Virtual machines through Redfish (the VM lab, tox env vmlab).
         from ironic_coreos.tests.functional.vmlab import bench

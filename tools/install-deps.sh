@@ -33,6 +33,11 @@ PACKAGES=(
     uidmap
     util-linux
     xz-utils
+    # Several conductors on one database (test_multiconductor.py, the
+    # multi-conductor benchmark): the suite runs its own mariadbd; iptables
+    # makes a simulated node's agent unreachable.
+    iptables
+    mariadb-server
     # The VM lab's CoreOS-alike (tools/build-live-system.sh) and its qemu
     # self test.
     gdisk

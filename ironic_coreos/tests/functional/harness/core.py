@@ -194,11 +194,7 @@ class Harness(object):
                         'running without it')
             interfaces.remove('coreos')
         self.deploy_interfaces = interfaces
-        self.ironic = ironic_mod.Ironic(
-            self.registry, os.path.join(self.state_dir, 'ironic'),
-            self.host_ip, _free_port(self.host_ip), interfaces,
-            callback_timeout=self.callback_timeout,
-            extra=self.ironic_options, marker=self.marker)
+        self.ironic = self.make_ironic(interfaces)
         os.makedirs(self.ironic.state_dir)
         self.ironic.write_config()
         self.ironic.create_schema()
@@ -206,6 +202,14 @@ class Harness(object):
         self._watcher = threading.Thread(target=self._watch, daemon=True,
                                          name='e2e-watcher')
         self._watcher.start()
+
+    def make_ironic(self, interfaces):
+        """The run's Ironic service (not started yet)."""
+        return ironic_mod.Ironic(
+            self.registry, os.path.join(self.state_dir, 'ironic'),
+            self.host_ip, _free_port(self.host_ip), interfaces,
+            callback_timeout=self.callback_timeout,
+            extra=self.ironic_options, marker=self.marker)
 
     @property
     def coreos_available(self):

@@ -78,6 +78,9 @@ class Ironic(object):
         the run's processes can be found.
     """
 
+    #: The program started by :meth:`start`.
+    program = 'ironic'
+
     def __init__(self, registry, state_dir, ip, port, deploy_interfaces,
                  callback_timeout=60, extra=None, marker=None):
         self.registry = registry
@@ -188,11 +191,11 @@ class Ironic(object):
         :raises: IronicError if it exits or does not serve in time (its
             log tail is in the message).
         """
-        rec = self.registry.record('process', name='ironic')
+        rec = self.registry.record('process', name=self.program)
         out = open(os.path.join(self.state_dir, 'ironic.out'), 'ab')
         try:
             self._proc = subprocess.Popen(
-                [os.path.join(BIN, 'ironic'), '--config-file',
+                [os.path.join(BIN, self.program), '--config-file',
                  self.config_file],
                 stdout=out, stderr=subprocess.STDOUT, env=self.env,
                 start_new_session=True, stdin=subprocess.DEVNULL)
@@ -206,13 +209,11 @@ class Ironic(object):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise IronicError('ironic exited with status %s: %s'
-                                  % (self._proc.returncode, self.log_tail()))
-            try:
-                if self.get('/v1/drivers')['drivers']:
-                    return
-            except (OSError, IronicError):
-                pass
+                raise IronicError('%s exited with status %s: %s'
+                                  % (self.program, self._proc.returncode,
+                                     self.log_tail()))
+            if self.ready():
+                return
             # NOTE: the process keeps running, without serving, when the
             # conductor cannot register its hardware types.
             text = self.log_tail(20000)
@@ -220,8 +221,15 @@ class Ironic(object):
                     or 'Failed to start keepalive' in text):
                 raise IronicError('ironic failed to start: %s' % text[-2000:])
             time.sleep(0.2)
-        raise IronicError('ironic did not serve within %ss: %s'
-                          % (timeout, self.log_tail()))
+        raise IronicError('%s did not serve within %ss: %s'
+                          % (self.program, timeout, self.log_tail()))
+
+    def ready(self):
+        """Whether the started process serves (the API lists drivers)."""
+        try:
+            return bool(self.get('/v1/drivers')['drivers'])
+        except (OSError, IronicError):
+            return False
 
     def stop(self):
         """Stop the ironic process (SIGTERM, then SIGKILL)."""
