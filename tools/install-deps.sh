@@ -82,6 +82,16 @@ for pkg in "${PACKAGES[@]}"; do
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
     export DEBIAN_FRONTEND=noninteractive
+    # Packages such as mariadb-server, libvirt-daemon-system, dnsmasq and
+    # docker-registry start their system services when installed; the
+    # tests start their own, inside their namespaces. Keep the host's
+    # service manager from starting any while installing.
+    policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+        trap 'rm -f "$policy"' EXIT
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod 0755 "$policy"
+    fi
     # Other runs may hold the dpkg lock: wait for it.
     apt-get update -qq -o DPkg::Lock::Timeout=600
     apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
