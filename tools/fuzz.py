@@ -1,0 +1,103 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""A time-bounded run of the hostile-input property tests.
+
+``python tools/fuzz.py [--minutes 60] [MODULE ...]`` runs the property
+tests of the given test modules (default: every ``test_hostile`` module)
+with the ``fuzz`` hypothesis profile, round after round with fresh random
+seeds, until the time is up. It prints, per property, the number of
+examples hypothesis ran and how many failed, and exits non-zero if any
+test failed (the failing example is in the test output and in hypothesis'
+example database, ``.hypothesis/``, which replays it on the next run).
+
+Run it from the top of the source tree with the unit-test environment's
+Python, e.g. ``nice -n 19 .tox/py3/bin/python tools/fuzz.py``.
+"""
+
+import argparse
+import collections
+import os
+import sys
+import time
+import unittest
+
+DEFAULT_MODULES = [
+    'ironic_coreos.tests.unit.engine.test_hostile',
+    'ironic_coreos.tests.unit.drivers.modules.test_hostile',
+    'ironic_coreos.tests.unit.agent.test_hostile',
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--minutes', type=float, default=60.0)
+    parser.add_argument('modules', nargs='*', default=DEFAULT_MODULES)
+    args = parser.parse_args()
+
+    os.environ['IRONIC_COREOS_HYPOTHESIS_PROFILE'] = 'fuzz'
+    sys.path.insert(0, os.getcwd())
+    from hypothesis.internal import observability
+
+    counts = collections.defaultdict(collections.Counter)
+
+    def observe(observation):
+        if observation.type == 'test_case':
+            counts[observation.property][observation.status] += 1
+
+    observability.add_observability_callback(observe)
+
+    loader = unittest.TestLoader()
+    suites = []
+    for name in args.modules:
+        try:
+            suites.append(loader.loadTestsFromName(name))
+        except (ImportError, AttributeError) as exc:
+            print('skipping %s: %s' % (name, exc))
+    suite = unittest.TestSuite(suites)
+
+    end = time.monotonic() + args.minutes * 60
+    failures = 0
+    rounds = 0
+    start = time.monotonic()
+    while time.monotonic() < end:
+        rounds += 1
+        for test in _tests(suite):
+            if time.monotonic() >= end:
+                break
+            result = unittest.TestResult()
+            test.run(result)
+            for case, trace in result.errors + result.failures:
+                failures += 1
+                print('FAILED %s\n%s' % (case.id(), trace), flush=True)
+        print('round %d done after %.0f s' % (rounds, time.monotonic()
+                                              - start), flush=True)
+
+    total = collections.Counter()
+    for prop in sorted(counts):
+        print('%-70s %s' % (prop, dict(counts[prop])))
+        total.update(counts[prop])
+    print('%d rounds in %.0f s; examples: %s; failed tests: %d'
+          % (rounds, time.monotonic() - start, dict(total), failures))
+    return 1 if failures else 0
+
+
+def _tests(suite):
+    for item in suite:
+        if isinstance(item, unittest.TestSuite):
+            yield from _tests(item)
+        else:
+            yield item
+
+
+if __name__ == '__main__':
+    sys.exit(main())
