@@ -27,6 +27,7 @@ Python, e.g. ``nice -n 19 .tox/py3/bin/python tools/fuzz.py``.
 import argparse
 import collections
 import os
+import signal
 import sys
 import time
 import unittest
@@ -36,6 +37,14 @@ DEFAULT_MODULES = [
     'ironic_coreos.tests.unit.drivers.modules.test_hostile',
     'ironic_coreos.tests.unit.agent.test_hostile',
 ]
+
+
+class TimeUp(BaseException):
+    """The time given to the run is up (stops the running test)."""
+
+
+def _time_up(signum, frame):
+    raise TimeUp()
 
 
 def main():
@@ -49,10 +58,11 @@ def main():
     from hypothesis.internal import observability
 
     counts = collections.defaultdict(collections.Counter)
+    current = ['']
 
     def observe(observation):
         if observation.type == 'test_case':
-            counts[observation.property][observation.status] += 1
+            counts[current[0]][observation.status] += 1
 
     observability.add_observability_callback(observe)
 
@@ -66,6 +76,8 @@ def main():
     suite = unittest.TestSuite(suites)
 
     end = time.monotonic() + args.minutes * 60
+    signal.signal(signal.SIGALRM, _time_up)
+    signal.setitimer(signal.ITIMER_REAL, args.minutes * 60)
     failures = 0
     rounds = 0
     start = time.monotonic()
@@ -74,9 +86,15 @@ def main():
         for test in _tests(suite):
             if time.monotonic() >= end:
                 break
+            current[0] = test.id()
             result = unittest.TestResult()
-            test.run(result)
+            try:
+                test.run(result)
+            except TimeUp:
+                break
             for case, trace in result.errors + result.failures:
+                if 'TimeUp' in trace:
+                    continue
                 failures += 1
                 print('FAILED %s\n%s' % (case.id(), trace), flush=True)
         print('round %d done after %.0f s' % (rounds, time.monotonic()
@@ -84,7 +102,7 @@ def main():
 
     total = collections.Counter()
     for prop in sorted(counts):
-        print('%-70s %s' % (prop, dict(counts[prop])))
+        print('%s %s' % (prop, dict(counts[prop])))
         total.update(counts[prop])
     print('%d rounds in %.0f s; examples: %s; failed tests: %d'
           % (rounds, time.monotonic() - start, dict(total), failures))
