@@ -854,7 +854,9 @@ def _parse_ssh_key(key):
         blob = base64.b64decode(data, validate=True)
         length = struct.unpack('>I', blob[:4])[0]
         embedded = blob[4:4 + length].decode('ascii')
-    except (binascii.Error, struct.error, UnicodeDecodeError):
+    except (ValueError, struct.error):
+        # binascii.Error, UnicodeDecodeError and non-ASCII text are
+        # ValueErrors.
         return 'has key data that is not a base64 OpenSSH public key', None
     if embedded != token:
         return 'has key data that does not match its key type', None

@@ -362,3 +362,15 @@ class TestRegressions(unittest.TestCase):
             exception.InvalidArgument, 'hostname',
             merge.merge, {'ignition': {'version': '3.3.0'}},
             merge.Additions(hostname=HUGE))
+
+    def test_ssh_key_data_not_ascii(self):
+        for data in ('\ud800', '\u00e9AAAA', 'AAAA\u2028'):
+            report = ignition.validate(
+                {'ignition': {'version': '3.3.0'},
+                 'passwd': {'users': [{'name': 'core', 'sshAuthorizedKeys':
+                                       ['ssh-ed25519 %s' % data]}]}})
+            self.assertEqual(
+                ['$.passwd.users[0].sshAuthorizedKeys[0]'],
+                [p.path for p in report.errors])
+            self.assertIn('not a base64 OpenSSH public key',
+                          report.errors[0].message)
