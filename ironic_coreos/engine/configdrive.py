@@ -48,8 +48,16 @@ from ironic_coreos.engine import redact
 
 LOG = log.getLogger(__name__)
 
-# Bigger than any sane config drive (Ironic stores at most 64 MiB).
-MAX_SIZE = 128 * 1024 * 1024
+#: The most bytes a config drive may have as given: the JSON or base64
+#: text, the bytes, the body a URL serves. Checked before it is parsed.
+MAX_SIZE = 64 * 1024 * 1024
+#: The most bytes the ISO 9660 image may have after base64 decoding and
+#: gunzip (the size of Ironic's config drive partition). Decompression
+#: stops there, so a gzip bomb costs no more than this.
+MAX_IMAGE_SIZE = 64 * 1024 * 1024
+#: The most files and directories the ISO 9660 image may hold (a config
+#: drive has about ten). Checked before any file is read from the image.
+MAX_FILES = 1000
 LABEL = 'config-2'
 KEYS = ('meta_data', 'network_data', 'user_data', 'vendor_data')
 #: meta_data keys a host name is read from, in this order.
@@ -60,6 +68,7 @@ _JSON = 'JSON text config drive'
 _ISO = 'base64 ISO 9660 config drive'
 _URL = 'config drive URL'
 _ISO_MAGIC_OFFSET = 0x8001
+MiB = 1024 * 1024
 
 
 @dataclasses.dataclass
@@ -146,6 +155,11 @@ def read(value, timeout=60):
         return None
     if isinstance(value, dict):
         return _from_dict(value, _DICT)
+    if isinstance(value, (str, bytes)) and len(value) > MAX_SIZE:
+        raise exception.ConfigDriveError(
+            'The config drive is %d bytes long; at most %d MiB are '
+            'supported, send a smaller one (user_data up to the Ignition '
+            'limit, no extra files)' % (len(value), MAX_SIZE // MiB))
     if isinstance(value, bytes):
         if _is_binary_image(value):
             return _from_blob(value, 'binary ISO 9660 config drive')
@@ -253,15 +267,16 @@ def _b64decode(text, form):
 def _gunzip(blob, form):
     decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        data = decompressor.decompress(blob, MAX_SIZE)
+        data = decompressor.decompress(blob, MAX_IMAGE_SIZE)
     except zlib.error as exc:
         raise exception.ConfigDriveError(
             '%s: the gzip data is corrupt (%s); compress the ISO image with '
             'gzip before base64 encoding it' % (form, exc))
     if decompressor.unconsumed_tail:
         raise exception.ConfigDriveError(
-            '%s: the gzip data expands to more than %d MiB; a config drive '
-            'must be smaller' % (form, MAX_SIZE // (1024 * 1024)))
+            '%s: the gzip data expands to more than %d MiB (a config drive '
+            'image is at most that big); send a smaller image'
+            % (form, MAX_IMAGE_SIZE // MiB))
     if not decompressor.eof:
         raise exception.ConfigDriveError(
             '%s: the gzip data is truncated; send the complete image'
@@ -280,6 +295,11 @@ def _from_blob(blob, form):
     if blob[:2] == b'\x1f\x8b':
         form = form.replace('base64', 'gzip+base64', 1)
         blob = _gunzip(blob, form)
+    if len(blob) > MAX_IMAGE_SIZE:
+        raise exception.ConfigDriveError(
+            '%s: the ISO 9660 image is %d bytes; at most %d MiB are '
+            'supported, send a smaller image' % (form, len(blob),
+                                                 MAX_IMAGE_SIZE // MiB))
     if blob[_ISO_MAGIC_OFFSET:_ISO_MAGIC_OFFSET + 5] != b'CD001':
         raise exception.ConfigDriveError(
             '%s: the decoded data (%d bytes) is neither gzip-compressed nor '
@@ -303,7 +323,7 @@ def _read_iso(blob, form):
             LOG.warning('The ISO 9660 config drive is labelled %(label)r, '
                         'not %(expected)r; reading it anyway',
                         {'label': label, 'expected': LABEL})
-        files = _list_files(iso)
+        files = _list_files(iso, form)
         base = _version_dir(files, form)
         contents = {}
         for name in ('meta_data.json', 'network_data.json', 'user_data',
@@ -355,8 +375,12 @@ def _label(iso):
     return ident.decode('ascii', 'replace').strip()
 
 
-def _list_files(iso):
-    """Map lower-case paths to (pycdlib path keyword, path on the ISO)."""
+def _list_files(iso, form):
+    """Map lower-case paths to (pycdlib path keyword, path on the ISO).
+
+    :raises: ConfigDriveError when the image holds more than
+        :data:`MAX_FILES` files and directories.
+    """
     if iso.has_rock_ridge():
         key = 'rr_path'
     elif iso.has_joliet():
@@ -364,7 +388,15 @@ def _list_files(iso):
     else:
         key = 'iso_path'
     files = {}
-    for dirpath, _dirs, names in iso.walk(**{key: '/'}):
+    entries = 0
+    for dirpath, dirs, names in iso.walk(**{key: '/'}):
+        entries += len(dirs) + len(names)
+        if entries > MAX_FILES:
+            raise exception.ConfigDriveError(
+                '%s: the ISO 9660 image holds more than %d files and '
+                'directories; a config drive holds openstack/latest/ '
+                'meta_data.json, user_data, network_data.json and '
+                'vendor_data.json, leave out the rest' % (form, MAX_FILES))
         for name in names:
             shown = name
             if key == 'iso_path':
@@ -411,8 +443,7 @@ def _from_url(url, timeout):
                 if size > MAX_SIZE:
                     raise exception.ConfigDriveError(
                         '%s: %s serves more than %d MiB; a config drive '
-                        'must be smaller' % (_URL, shown,
-                                             MAX_SIZE // (1024 * 1024)))
+                        'must be smaller' % (_URL, shown, MAX_SIZE // MiB))
                 chunks.append(chunk)
     except requests.RequestException as exc:
         raise exception.ConfigDriveError(
