@@ -14,8 +14,10 @@
 
 ``python tools/fuzz.py [--minutes 60] [MODULE ...]`` runs the property
 tests of the given test modules (default: every ``test_hostile`` module)
-with the ``fuzz`` hypothesis profile, round after round with fresh random
-seeds, until the time is up. It prints, per property, the number of
+with the ``fuzz`` hypothesis profile, each test for an equal share of the
+time (a test that runs all its examples early leaves the rest of its share
+to the others), round after round with fresh random seeds, until the time
+is up. It prints, per property, the number of
 examples hypothesis ran and how many failed, and exits non-zero if any
 test failed (the failing example is in the test output and in hypothesis'
 example database, ``.hypothesis/``, which replays it on the next run).
@@ -44,6 +46,9 @@ class TimeUp(BaseException):
 
 
 def _time_up(signum, frame):
+    # Again in a second, should this one be swallowed (e.g. by a gc
+    # callback); the caller stops the timer.
+    signal.setitimer(signal.ITIMER_REAL, 1)
     raise TimeUp()
 
 
@@ -75,28 +80,37 @@ def main():
             print('skipping %s: %s' % (name, exc))
     suite = unittest.TestSuite(suites)
 
+    tests = list(_tests(suite))
     end = time.monotonic() + args.minutes * 60
     signal.signal(signal.SIGALRM, _time_up)
-    signal.setitimer(signal.ITIMER_REAL, args.minutes * 60)
     failures = 0
     rounds = 0
     start = time.monotonic()
-    while time.monotonic() < end:
+    while tests and time.monotonic() < end - 1:
         rounds += 1
-        for test in _tests(suite):
-            if time.monotonic() >= end:
+        for index, test in enumerate(tests):
+            # Every test gets an equal share of the time that is left
+            # (a test done with its examples early leaves its rest to the
+            # others).
+            left = end - time.monotonic()
+            if left <= 1:
                 break
+            signal.setitimer(signal.ITIMER_REAL, left / (len(tests) - index))
             current[0] = test.id()
             result = unittest.TestResult()
             try:
                 test.run(result)
             except TimeUp:
-                break
+                pass
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
             for case, trace in result.errors + result.failures:
                 if 'TimeUp' in trace:
                     continue
                 failures += 1
                 print('FAILED %s\n%s' % (case.id(), trace), flush=True)
+            print('%s %s' % (test.id(), dict(counts[test.id()])),
+                  flush=True)
         print('round %d done after %.0f s' % (rounds, time.monotonic()
                                               - start), flush=True)
 
