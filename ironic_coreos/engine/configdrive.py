@@ -44,6 +44,7 @@ from pycdlib import pycdlibexception
 import requests
 
 from ironic_coreos.engine import exception
+from ironic_coreos.engine import jsondepth
 from ironic_coreos.engine import redact
 
 LOG = log.getLogger(__name__)
@@ -55,6 +56,10 @@ MAX_SIZE = 64 * 1024 * 1024
 #: gunzip (the size of Ironic's config drive partition). Decompression
 #: stops there, so a gzip bomb costs no more than this.
 MAX_IMAGE_SIZE = 64 * 1024 * 1024
+#: The deepest nesting of arrays and objects in the config drive's JSON
+#: (the drive, its user_data object and the Ignition config's own 32
+#: levels fit). Checked before the JSON is parsed.
+MAX_DEPTH = 40
 #: The most files and directories the ISO 9660 image may hold (a config
 #: drive has about ten). Checked before any file is read from the image.
 MAX_FILES = 1000
@@ -191,7 +196,16 @@ def read(value, timeout=60):
     return _from_blob(_b64decode(text, _ISO), _ISO)
 
 
+def _too_deep(form, what):
+    return exception.ConfigDriveError(
+        '%s: %s nests arrays and objects more than %d levels deep; a '
+        'config drive and its Ignition config nest far less, remove the '
+        'extra nesting' % (form, what, MAX_DEPTH))
+
+
 def _from_json_text(text, form):
+    if jsondepth.text_deeper_than(text, MAX_DEPTH):
+        raise _too_deep(form, 'the JSON')
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -227,6 +241,8 @@ def _from_dict(data, form):
     vendor_data = _object(data.get('vendor_data'), 'vendor_data', form)
     user_data = data.get('user_data')
     if isinstance(user_data, (dict, list)):
+        if jsondepth.value_deeper_than(user_data, MAX_DEPTH):
+            raise _too_deep(form, 'user_data')
         user_data = json.dumps(user_data).encode('utf-8')
     elif isinstance(user_data, str):
         user_data = user_data.encode('utf-8')
@@ -354,6 +370,8 @@ def _read_iso(blob, form):
                       ('vendor_data.json', 'vendor_data')):
         if name not in contents:
             continue
+        if jsondepth.text_deeper_than(contents[name], MAX_DEPTH):
+            raise _too_deep(form, '%s/%s' % (base, name))
         try:
             data[key] = json.loads(contents[name].decode('utf-8'))
         except (ValueError, UnicodeDecodeError) as exc:

@@ -37,6 +37,7 @@ import zlib
 
 from ironic_coreos.engine import _schema as schema
 from ironic_coreos.engine import exception
+from ironic_coreos.engine import jsondepth
 from ironic_coreos.engine import spec
 
 ERROR = 'error'
@@ -598,6 +599,9 @@ def _plain(data):
 
 
 def _load_dict(data):
+    # NOTE(coreos): json.dumps recurses in C: measure the depth first.
+    if jsondepth.value_deeper_than(data, MAX_DEPTH):
+        return None, None, [_nesting_problem(data)]
     try:
         text = json.dumps(data, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
@@ -641,6 +645,10 @@ def _load(data):
     problem = _sniff(text)
     if problem:
         return None, None, [problem]
+    # NOTE(coreos): json.loads recurses in C and overflows the small stacks
+    # of Ironic's threads long before Python's recursion limit.
+    if jsondepth.text_deeper_than(text, MAX_DEPTH):
+        return None, None, [_too_deep('$')]
     repeated = []
 
     def pairs(items):

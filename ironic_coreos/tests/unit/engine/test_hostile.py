@@ -27,6 +27,8 @@ import base64
 import gzip
 import json
 import os
+import subprocess
+import sys
 import unittest
 
 import hypothesis
@@ -374,3 +376,67 @@ class TestRegressions(unittest.TestCase):
                 [p.path for p in report.errors])
             self.assertIn('not a base64 OpenSSH public key',
                           report.errors[0].message)
+
+
+# Parses deep JSON in a thread with the stack size Ironic gives its threads
+# (ironic.command sets threading.stack_size(131072)); prints each error.
+SMALL_STACK = r"""
+import threading
+threading.stack_size(131072)
+from ironic_coreos.engine import configdrive, exception, ignition, installer
+from ironic_coreos.tests import configdrive as drives
+deep = '[' * 100000 + ']' * 100000
+deep_dict = {}
+inner = deep_dict
+for _ in range(100000):
+    inner['x'] = {}
+    inner = inner['x']
+out = []
+def run():
+    text = '{"ignition": {"version": "3.3.0"}, "x": %s}' % deep
+    out.append(ignition.validate(text).errors[0].message)
+    out.append(ignition.validate({'ignition': {'version': '3.3.0'},
+                                  'x': deep_dict}).errors[0].message)
+    for value in ('{"meta_data": %s}' % deep,
+                  {'user_data': deep_dict, 'meta_data': {}},
+                  drives.build_iso(user_data='{}', meta_data={'uuid': 'x'},
+                                   network_data=deep)):
+        try:
+            configdrive.read(value)
+        except exception.ConfigDriveError as exc:
+            out.append(str(exc))
+    try:
+        installer.parse_args({'ignition': deep})
+    except exception.InvalidArgument as exc:
+        out.append(str(exc))
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+print('\n'.join(out))
+"""
+
+
+class TestSmallStacks(unittest.TestCase):
+    """Deep JSON on the 128 KiB thread stacks of an Ironic conductor.
+
+    json.loads and json.dumps recurse in C: 100,000 levels once killed the
+    conductor process (SIGSEGV) instead of failing the deployment.
+    """
+
+    def test_deep_json_in_a_small_thread(self):
+        top = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+        env = dict(os.environ, PYTHONPATH=top)
+        result = subprocess.run([sys.executable, '-c', SMALL_STACK],
+                                cwd=top, env=env, capture_output=True,
+                                text=True, timeout=300, check=False)
+        self.assertEqual(0, result.returncode, result.stderr[-2000:])
+        lines = result.stdout.splitlines()
+        self.assertEqual(6, len(lines), result.stdout)
+        self.assertIn('nested too deeply', lines[0])
+        self.assertIn('nested too deeply', lines[1])
+        self.assertIn('JSON text config drive: the JSON nests arrays and '
+                      'objects more than 40 levels deep', lines[2])
+        self.assertIn('JSON object config drive: user_data nests', lines[3])
+        self.assertIn('openstack/latest/network_data.json nests', lines[4])
+        self.assertIn('the JSON nests more than 32 levels deep', lines[5])
