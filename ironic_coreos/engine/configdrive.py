@@ -34,7 +34,6 @@ import difflib
 import hashlib
 import io
 import json
-import struct
 import urllib.parse
 import zlib
 
@@ -177,9 +176,9 @@ def read(value, timeout=60):
                 'image, or an http(s) URL')
     if not isinstance(value, str):
         raise exception.ConfigDriveError(
-            'The config drive is a %s; expected a JSON object, base64 text '
+            'The config drive is %s; expected a JSON object, base64 text '
             'of a gzip-compressed ISO 9660 image, or an http(s) URL'
-            % type(value).__name__)
+            % _kind(value))
     text = value.strip()
     if not text:
         return None
@@ -214,9 +213,19 @@ def _from_json_text(text, form):
             % (form, _json_position(exc), ', '.join(KEYS)))
     if not isinstance(data, dict):
         raise exception.ConfigDriveError(
-            '%s: the JSON is a %s, not an object; send a JSON object with '
-            'the keys %s' % (form, type(data).__name__, ', '.join(KEYS)))
+            '%s: the JSON is %s, not an object; send a JSON object with '
+            'the keys %s' % (form, _kind(data), ', '.join(KEYS)))
     return _from_dict(data, form)
+
+
+_KINDS = {dict: 'an object', list: 'an array', str: 'a string',
+          bytes: 'bytes', bool: 'a boolean', int: 'a number',
+          float: 'a number', type(None): 'null'}
+
+
+def _kind(value):
+    """The JSON name of a value's type (Python's names are internal)."""
+    return _KINDS.get(type(value), 'a %s' % type(value).__name__)
 
 
 def _json_position(exc):
@@ -248,8 +257,8 @@ def _from_dict(data, form):
         user_data = user_data.encode('utf-8')
     elif user_data is not None and not isinstance(user_data, bytes):
         raise exception.ConfigDriveError(
-            '%s: user_data is a %s; expected a string or a JSON object'
-            % (form, type(user_data).__name__))
+            '%s: user_data is %s; expected a string or a JSON object'
+            % (form, _kind(user_data)))
     drive = ConfigDrive(user_data=user_data, meta_data=meta_data,
                         network_data=network_data, vendor_data=vendor_data)
     LOG.debug('Read a %(form)s: user_data %(size)s bytes, sha256 '
@@ -264,8 +273,8 @@ def _object(value, key, form):
     if value is None or isinstance(value, dict):
         return value
     raise exception.ConfigDriveError(
-        '%s: %s is a %s; expected a JSON object'
-        % (form, key, type(value).__name__))
+        '%s: %s is %s; expected a JSON object'
+        % (form, key, _kind(value)))
 
 
 def _b64decode(text, form):
@@ -324,15 +333,28 @@ def _from_blob(blob, form):
     return _read_iso(blob, form)
 
 
+def _unreadable(form, exc):
+    """The error for an image pycdlib cannot read.
+
+    pycdlib reads damaged images with whatever exception its code meets
+    (KeyError, IndexError, struct.error, ...): every one means the image is
+    damaged. Only pycdlib's own messages are quoted.
+    """
+    if isinstance(exc, pycdlibexception.PyCdlibException):
+        reason = str(exc)
+    else:
+        reason = 'damaged ISO 9660 structures, %s' % type(exc).__name__
+    return exception.ConfigDriveError(
+        '%s: the ISO 9660 image cannot be read (%s); build it with '
+        'genisoimage/mkisofs -J -r -V %s' % (form, reason, LABEL))
+
+
 def _read_iso(blob, form):
     iso = pycdlib.PyCdlib()
     try:
         iso.open_fp(io.BytesIO(blob))
-    except (pycdlibexception.PyCdlibException, ValueError,
-            IndexError, struct.error) as exc:
-        raise exception.ConfigDriveError(
-            '%s: the ISO 9660 image cannot be read (%s); build it with '
-            'genisoimage/mkisofs -J -r -V %s' % (form, exc, LABEL))
+    except Exception as exc:
+        raise _unreadable(form, exc)
     try:
         label = _label(iso)
         if label != LABEL:
@@ -350,14 +372,14 @@ def _read_iso(blob, form):
             out = io.BytesIO()
             iso.get_file_from_iso_fp(out, **{where[0]: where[1]})
             contents[name] = out.getvalue()
-    except pycdlibexception.PyCdlibException as exc:
-        raise exception.ConfigDriveError(
-            '%s: the ISO 9660 image cannot be read (%s); build it with '
-            'genisoimage/mkisofs -J -r -V %s' % (form, exc, LABEL))
+    except exception.ConfigDriveError:
+        raise
+    except Exception as exc:
+        raise _unreadable(form, exc)
     finally:
         try:
             iso.close()
-        except pycdlibexception.PyCdlibException:
+        except Exception:  # nosec: a damaged image, already reported
             pass
     if 'meta_data.json' not in contents:
         raise exception.ConfigDriveError(
@@ -380,8 +402,8 @@ def _read_iso(blob, form):
                 'image' % (form, base, name, _json_position(exc)))
         if not isinstance(data[key], dict):
             raise exception.ConfigDriveError(
-                '%s: %s/%s holds a JSON %s; expected a JSON object'
-                % (form, base, name, type(data[key]).__name__))
+                '%s: %s/%s holds %s; expected a JSON object'
+                % (form, base, name, _kind(data[key])))
     if 'user_data' in contents:
         data['user_data'] = contents['user_data']
     return _from_dict(data, form)

@@ -90,7 +90,7 @@ class TestReadEmpty(testtools.TestCase):
     def test_wrong_type(self):
         exc = self.assertRaises(exception.ConfigDriveError,
                                 configdrive.read, 42)
-        self.assertIn('int', str(exc))
+        self.assertIn('The config drive is a number; expected', str(exc))
 
 
 class TestReadDict(testtools.TestCase):
@@ -142,12 +142,12 @@ class TestReadDict(testtools.TestCase):
         for key in ('meta_data', 'network_data', 'vendor_data'):
             exc = self.assertRaises(exception.ConfigDriveError,
                                     configdrive.read, {key: [SECRET]})
-            self.assertIn('%s is a list; expected a JSON object' % key,
+            self.assertIn('%s is an array; expected a JSON object' % key,
                           str(exc))
             self.assertNotIn(SECRET, str(exc))
         exc = self.assertRaises(exception.ConfigDriveError,
                                 configdrive.read, {'user_data': 5})
-        self.assertIn('user_data is a int', str(exc))
+        self.assertIn('user_data is a number', str(exc))
 
     def test_json_text(self):
         value = json.dumps({'meta_data': META, 'user_data': IGNITION})
@@ -343,7 +343,7 @@ class TestReadISO(testtools.TestCase):
         files['openstack/latest/meta_data.json'] = b'["x"]'
         exc = self.assertRaises(exception.ConfigDriveError, configdrive.read,
                                 drives.encode(drives.make_iso(files)))
-        self.assertIn('meta_data.json holds a JSON list', str(exc))
+        self.assertIn('meta_data.json holds an array', str(exc))
 
     def test_secret_not_logged(self):
         logger = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))

@@ -365,6 +365,30 @@ class TestRegressions(unittest.TestCase):
             merge.merge, {'ignition': {'version': '3.3.0'}},
             merge.Additions(hostname=HUGE))
 
+    def test_iso_directory_record_damaged(self):
+        # Found by the unit tests' bounded run: pycdlib raised KeyError.
+        blob = bytearray(gzip.decompress(base64.b64decode(
+            drives.build_iso(user_data={'ignition': {'version': '3.3.0'}},
+                             meta_data={'uuid': 'x', 'hostname': 'h'}))))
+        blob[63853] = 2
+        with self.assertRaises(exception.ConfigDriveError) as ctx:
+            configdrive.read(bytes(blob))
+        self.assertIn('binary ISO 9660 config drive: the ISO 9660 image '
+                      'cannot be read (', str(ctx.exception))
+        self.assertIn('build it with genisoimage', str(ctx.exception))
+        assertPublic(self, str(ctx.exception))
+
+    def test_iso_file_holding_null(self):
+        # Found by tools/fuzz.py (agent step): Python's "NoneType".
+        for text, kind in (('null', 'null'), ('true', 'a boolean'),
+                           ('1.5', 'a number'), ('"x"', 'a string')):
+            drive = drives.build_iso(user_data='{}', meta_data=text)
+            with self.assertRaises(exception.ConfigDriveError) as ctx:
+                configdrive.read(drive)
+            self.assertIn('openstack/latest/meta_data.json holds %s; '
+                          'expected a JSON object' % kind, str(ctx.exception))
+            assertPublic(self, str(ctx.exception))
+
     def test_ssh_key_data_not_ascii(self):
         for data in ('\ud800', '\u00e9AAAA', 'AAAA\u2028'):
             report = ignition.validate(
