@@ -91,6 +91,10 @@ def main():
     start = time.monotonic()
     while tests and time.monotonic() < end - 1:
         rounds += 1
+        if rounds > 1:
+            # Fresh test instances: a testtools case runs only once.
+            tests = list(_tests(unittest.TestSuite(
+                loader.loadTestsFromName(test.id()) for test in tests)))
         for index, test in enumerate(tests):
             # Every test gets an equal share of the time that is left
             # (a test done with its examples early leaves its rest to the
@@ -106,7 +110,11 @@ def main():
             except TimeUp:
                 pass
             finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                try:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                except TimeUp:
+                    # The timer fired while being stopped.
+                    signal.setitimer(signal.ITIMER_REAL, 0)
             for case, trace in result.errors + result.failures:
                 if 'TimeUp' in trace:
                     continue
