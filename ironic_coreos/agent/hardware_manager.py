@@ -76,6 +76,26 @@ def _host_path(path):
     return os.path.join(CONF.coreos.host_root, path.lstrip('/'))
 
 
+def _unexpected(exc, what):
+    """A DeploymentError for a bug met while checking the step's input.
+
+    The details are logged for the operator without the exception's
+    message, which may quote the input.
+
+    :param exc: the unexpected exception.
+    :param what: the input that was being checked, for the message.
+    :returns: a DeploymentError naming the step and the input.
+    """
+    LOG.error('install_coreos: unexpected %(cls)s while checking %(what)s; '
+              'traceback without the message:\n%(tb)s',
+              {'cls': exc.__class__.__name__, 'what': what,
+               'tb': ''.join(traceback.format_tb(exc.__traceback__))})
+    return errors.DeploymentError(
+        'install_coreos could not check %s (internal error %s, details in '
+        'the agent log); check them with ironic-coreos-validate and deploy '
+        'again' % (what, exc.__class__.__name__))
+
+
 def find_installer():
     """Find the installer in the host root.
 
@@ -210,12 +230,21 @@ class CoreOSHardwareManager(hardware.HardwareManager):
         except exception.InvalidArgument as exc:
             raise errors.DeploymentError(
                 'install_coreos: %s' % exc) from None
+        except Exception as exc:
+            raise _unexpected(exc, 'the step arguments') from None
         LOG.info('install_coreos on node %(node)s: %(args)r',
                  {'node': node_uuid, 'args': args})
 
         device = hardware.dispatch_to_managers('get_os_install_device',
                                                permit_refresh=True)
-        config = self._ignition(args, node, device)
+        try:
+            config = self._ignition(args, node, device)
+        except errors.DeploymentError:
+            raise
+        except Exception as exc:
+            raise _unexpected(
+                exc, 'the Ignition config, the config drive and its '
+                'network_data') from None
         # NOTE(coreos): the bytes whose digest the conductor logged.
         data = redact.config_bytes(config)
 

@@ -34,7 +34,6 @@ import difflib
 import hashlib
 import io
 import json
-import struct
 import urllib.parse
 import zlib
 
@@ -44,12 +43,25 @@ from pycdlib import pycdlibexception
 import requests
 
 from ironic_coreos.engine import exception
+from ironic_coreos.engine import jsondepth
 from ironic_coreos.engine import redact
 
 LOG = log.getLogger(__name__)
 
-# Bigger than any sane config drive (Ironic stores at most 64 MiB).
-MAX_SIZE = 128 * 1024 * 1024
+#: The most bytes a config drive may have as given: the JSON or base64
+#: text, the bytes, the body a URL serves. Checked before it is parsed.
+MAX_SIZE = 64 * 1024 * 1024
+#: The most bytes the ISO 9660 image may have after base64 decoding and
+#: gunzip (the size of Ironic's config drive partition). Decompression
+#: stops there, so a gzip bomb costs no more than this.
+MAX_IMAGE_SIZE = 64 * 1024 * 1024
+#: The deepest nesting of arrays and objects in the config drive's JSON
+#: (the drive, its user_data object and the Ignition config's own 32
+#: levels fit). Checked before the JSON is parsed.
+MAX_DEPTH = 40
+#: The most files and directories the ISO 9660 image may hold (a config
+#: drive has about ten). Checked before any file is read from the image.
+MAX_FILES = 1000
 LABEL = 'config-2'
 KEYS = ('meta_data', 'network_data', 'user_data', 'vendor_data')
 #: meta_data keys a host name is read from, in this order.
@@ -60,6 +72,7 @@ _JSON = 'JSON text config drive'
 _ISO = 'base64 ISO 9660 config drive'
 _URL = 'config drive URL'
 _ISO_MAGIC_OFFSET = 0x8001
+MiB = 1024 * 1024
 
 
 @dataclasses.dataclass
@@ -146,6 +159,11 @@ def read(value, timeout=60):
         return None
     if isinstance(value, dict):
         return _from_dict(value, _DICT)
+    if isinstance(value, (str, bytes)) and len(value) > MAX_SIZE:
+        raise exception.ConfigDriveError(
+            'The config drive is %d bytes long; at most %d MiB are '
+            'supported, send a smaller one (user_data up to the Ignition '
+            'limit, no extra files)' % (len(value), MAX_SIZE // MiB))
     if isinstance(value, bytes):
         if _is_binary_image(value):
             return _from_blob(value, 'binary ISO 9660 config drive')
@@ -158,9 +176,9 @@ def read(value, timeout=60):
                 'image, or an http(s) URL')
     if not isinstance(value, str):
         raise exception.ConfigDriveError(
-            'The config drive is a %s; expected a JSON object, base64 text '
+            'The config drive is %s; expected a JSON object, base64 text '
             'of a gzip-compressed ISO 9660 image, or an http(s) URL'
-            % type(value).__name__)
+            % _kind(value))
     text = value.strip()
     if not text:
         return None
@@ -177,7 +195,16 @@ def read(value, timeout=60):
     return _from_blob(_b64decode(text, _ISO), _ISO)
 
 
+def _too_deep(form, what):
+    return exception.ConfigDriveError(
+        '%s: %s nests arrays and objects more than %d levels deep; a '
+        'config drive and its Ignition config nest far less, remove the '
+        'extra nesting' % (form, what, MAX_DEPTH))
+
+
 def _from_json_text(text, form):
+    if jsondepth.text_deeper_than(text, MAX_DEPTH):
+        raise _too_deep(form, 'the JSON')
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -186,9 +213,19 @@ def _from_json_text(text, form):
             % (form, _json_position(exc), ', '.join(KEYS)))
     if not isinstance(data, dict):
         raise exception.ConfigDriveError(
-            '%s: the JSON is a %s, not an object; send a JSON object with '
-            'the keys %s' % (form, type(data).__name__, ', '.join(KEYS)))
+            '%s: the JSON is %s, not an object; send a JSON object with '
+            'the keys %s' % (form, _kind(data), ', '.join(KEYS)))
     return _from_dict(data, form)
+
+
+_KINDS = {dict: 'an object', list: 'an array', str: 'a string',
+          bytes: 'bytes', bool: 'a boolean', int: 'a number',
+          float: 'a number', type(None): 'null'}
+
+
+def _kind(value):
+    """The JSON name of a value's type (Python's names are internal)."""
+    return _KINDS.get(type(value), 'a %s' % type(value).__name__)
 
 
 def _json_position(exc):
@@ -213,13 +250,15 @@ def _from_dict(data, form):
     vendor_data = _object(data.get('vendor_data'), 'vendor_data', form)
     user_data = data.get('user_data')
     if isinstance(user_data, (dict, list)):
+        if jsondepth.value_deeper_than(user_data, MAX_DEPTH):
+            raise _too_deep(form, 'user_data')
         user_data = json.dumps(user_data).encode('utf-8')
     elif isinstance(user_data, str):
         user_data = user_data.encode('utf-8')
     elif user_data is not None and not isinstance(user_data, bytes):
         raise exception.ConfigDriveError(
-            '%s: user_data is a %s; expected a string or a JSON object'
-            % (form, type(user_data).__name__))
+            '%s: user_data is %s; expected a string or a JSON object'
+            % (form, _kind(user_data)))
     drive = ConfigDrive(user_data=user_data, meta_data=meta_data,
                         network_data=network_data, vendor_data=vendor_data)
     LOG.debug('Read a %(form)s: user_data %(size)s bytes, sha256 '
@@ -234,8 +273,8 @@ def _object(value, key, form):
     if value is None or isinstance(value, dict):
         return value
     raise exception.ConfigDriveError(
-        '%s: %s is a %s; expected a JSON object'
-        % (form, key, type(value).__name__))
+        '%s: %s is %s; expected a JSON object'
+        % (form, key, _kind(value)))
 
 
 def _b64decode(text, form):
@@ -253,15 +292,16 @@ def _b64decode(text, form):
 def _gunzip(blob, form):
     decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        data = decompressor.decompress(blob, MAX_SIZE)
+        data = decompressor.decompress(blob, MAX_IMAGE_SIZE)
     except zlib.error as exc:
         raise exception.ConfigDriveError(
             '%s: the gzip data is corrupt (%s); compress the ISO image with '
             'gzip before base64 encoding it' % (form, exc))
     if decompressor.unconsumed_tail:
         raise exception.ConfigDriveError(
-            '%s: the gzip data expands to more than %d MiB; a config drive '
-            'must be smaller' % (form, MAX_SIZE // (1024 * 1024)))
+            '%s: the gzip data expands to more than %d MiB (a config drive '
+            'image is at most that big); send a smaller image'
+            % (form, MAX_IMAGE_SIZE // MiB))
     if not decompressor.eof:
         raise exception.ConfigDriveError(
             '%s: the gzip data is truncated; send the complete image'
@@ -280,6 +320,11 @@ def _from_blob(blob, form):
     if blob[:2] == b'\x1f\x8b':
         form = form.replace('base64', 'gzip+base64', 1)
         blob = _gunzip(blob, form)
+    if len(blob) > MAX_IMAGE_SIZE:
+        raise exception.ConfigDriveError(
+            '%s: the ISO 9660 image is %d bytes; at most %d MiB are '
+            'supported, send a smaller image' % (form, len(blob),
+                                                 MAX_IMAGE_SIZE // MiB))
     if blob[_ISO_MAGIC_OFFSET:_ISO_MAGIC_OFFSET + 5] != b'CD001':
         raise exception.ConfigDriveError(
             '%s: the decoded data (%d bytes) is neither gzip-compressed nor '
@@ -288,22 +333,35 @@ def _from_blob(blob, form):
     return _read_iso(blob, form)
 
 
+def _unreadable(form, exc):
+    """The error for an image pycdlib cannot read.
+
+    pycdlib reads damaged images with whatever exception its code meets
+    (KeyError, IndexError, struct.error, ...): every one means the image is
+    damaged. Only pycdlib's own messages are quoted.
+    """
+    if isinstance(exc, pycdlibexception.PyCdlibException):
+        reason = str(exc)
+    else:
+        reason = 'damaged ISO 9660 structures, %s' % type(exc).__name__
+    return exception.ConfigDriveError(
+        '%s: the ISO 9660 image cannot be read (%s); build it with '
+        'genisoimage/mkisofs -J -r -V %s' % (form, reason, LABEL))
+
+
 def _read_iso(blob, form):
     iso = pycdlib.PyCdlib()
     try:
         iso.open_fp(io.BytesIO(blob))
-    except (pycdlibexception.PyCdlibException, ValueError,
-            IndexError, struct.error) as exc:
-        raise exception.ConfigDriveError(
-            '%s: the ISO 9660 image cannot be read (%s); build it with '
-            'genisoimage/mkisofs -J -r -V %s' % (form, exc, LABEL))
+    except Exception as exc:
+        raise _unreadable(form, exc)
     try:
         label = _label(iso)
         if label != LABEL:
             LOG.warning('The ISO 9660 config drive is labelled %(label)r, '
                         'not %(expected)r; reading it anyway',
                         {'label': label, 'expected': LABEL})
-        files = _list_files(iso)
+        files = _list_files(iso, form)
         base = _version_dir(files, form)
         contents = {}
         for name in ('meta_data.json', 'network_data.json', 'user_data',
@@ -314,14 +372,14 @@ def _read_iso(blob, form):
             out = io.BytesIO()
             iso.get_file_from_iso_fp(out, **{where[0]: where[1]})
             contents[name] = out.getvalue()
-    except pycdlibexception.PyCdlibException as exc:
-        raise exception.ConfigDriveError(
-            '%s: the ISO 9660 image cannot be read (%s); build it with '
-            'genisoimage/mkisofs -J -r -V %s' % (form, exc, LABEL))
+    except exception.ConfigDriveError:
+        raise
+    except Exception as exc:
+        raise _unreadable(form, exc)
     finally:
         try:
             iso.close()
-        except pycdlibexception.PyCdlibException:
+        except Exception:  # nosec: a damaged image, already reported
             pass
     if 'meta_data.json' not in contents:
         raise exception.ConfigDriveError(
@@ -334,6 +392,8 @@ def _read_iso(blob, form):
                       ('vendor_data.json', 'vendor_data')):
         if name not in contents:
             continue
+        if jsondepth.text_deeper_than(contents[name], MAX_DEPTH):
+            raise _too_deep(form, '%s/%s' % (base, name))
         try:
             data[key] = json.loads(contents[name].decode('utf-8'))
         except (ValueError, UnicodeDecodeError) as exc:
@@ -342,8 +402,8 @@ def _read_iso(blob, form):
                 'image' % (form, base, name, _json_position(exc)))
         if not isinstance(data[key], dict):
             raise exception.ConfigDriveError(
-                '%s: %s/%s holds a JSON %s; expected a JSON object'
-                % (form, base, name, type(data[key]).__name__))
+                '%s: %s/%s holds %s; expected a JSON object'
+                % (form, base, name, _kind(data[key])))
     if 'user_data' in contents:
         data['user_data'] = contents['user_data']
     return _from_dict(data, form)
@@ -355,8 +415,12 @@ def _label(iso):
     return ident.decode('ascii', 'replace').strip()
 
 
-def _list_files(iso):
-    """Map lower-case paths to (pycdlib path keyword, path on the ISO)."""
+def _list_files(iso, form):
+    """Map lower-case paths to (pycdlib path keyword, path on the ISO).
+
+    :raises: ConfigDriveError when the image holds more than
+        :data:`MAX_FILES` files and directories.
+    """
     if iso.has_rock_ridge():
         key = 'rr_path'
     elif iso.has_joliet():
@@ -364,7 +428,15 @@ def _list_files(iso):
     else:
         key = 'iso_path'
     files = {}
-    for dirpath, _dirs, names in iso.walk(**{key: '/'}):
+    entries = 0
+    for dirpath, dirs, names in iso.walk(**{key: '/'}):
+        entries += len(dirs) + len(names)
+        if entries > MAX_FILES:
+            raise exception.ConfigDriveError(
+                '%s: the ISO 9660 image holds more than %d files and '
+                'directories; a config drive holds openstack/latest/ '
+                'meta_data.json, user_data, network_data.json and '
+                'vendor_data.json, leave out the rest' % (form, MAX_FILES))
         for name in names:
             shown = name
             if key == 'iso_path':
@@ -411,8 +483,7 @@ def _from_url(url, timeout):
                 if size > MAX_SIZE:
                     raise exception.ConfigDriveError(
                         '%s: %s serves more than %d MiB; a config drive '
-                        'must be smaller' % (_URL, shown,
-                                             MAX_SIZE // (1024 * 1024)))
+                        'must be smaller' % (_URL, shown, MAX_SIZE // MiB))
                 chunks.append(chunk)
     except requests.RequestException as exc:
         raise exception.ConfigDriveError(

@@ -40,6 +40,7 @@ import zlib
 
 from ironic_coreos.engine import _schema as schema
 from ironic_coreos.engine import exception
+from ironic_coreos.engine import jsondepth
 from ironic_coreos.engine import spec
 
 ERROR = 'error'
@@ -667,6 +668,9 @@ def _plain(data):
 
 
 def _load_dict(data):
+    # NOTE(coreos): json.dumps recurses in C: measure the depth first.
+    if jsondepth.value_deeper_than(data, MAX_DEPTH):
+        return None, None, [_nesting_problem(data)]
     try:
         text = json.dumps(data, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
@@ -710,6 +714,10 @@ def _load(data):
     problem = _sniff(text)
     if problem:
         return None, None, [problem]
+    # NOTE(coreos): json.loads recurses in C and overflows the small stacks
+    # of Ironic's threads long before Python's recursion limit.
+    if jsondepth.text_deeper_than(text, MAX_DEPTH):
+        return None, None, [_too_deep('$')]
     repeated = []
 
     def pairs(items):
@@ -923,7 +931,9 @@ def _parse_ssh_key(key):
         blob = base64.b64decode(data, validate=True)
         length = struct.unpack('>I', blob[:4])[0]
         embedded = blob[4:4 + length].decode('ascii')
-    except (binascii.Error, struct.error, UnicodeDecodeError):
+    except (ValueError, struct.error):
+        # binascii.Error, UnicodeDecodeError and non-ASCII text are
+        # ValueErrors.
         return 'has key data that is not a base64 OpenSSH public key', None
     if embedded != token:
         return 'has key data that does not match its key type', None

@@ -29,6 +29,7 @@ import re
 import urllib.parse
 
 from ironic_coreos.engine import exception
+from ironic_coreos.engine import jsondepth
 from ironic_coreos.engine import redact
 
 DEFAULT_PLATFORM = 'metal'
@@ -127,6 +128,8 @@ _LIST_ARGUMENTS = ('append_kargs', 'delete_kargs', 'console',
                    'save_partlabel', 'save_partindex')
 _BOOL_ARGUMENTS = ('insecure', 'copy_network', 'preserve_on_error')
 _SECRET_ARGUMENTS = ('ignition', 'image_pull_secret')
+# The nesting limit of the Ignition check (engine.ignition.MAX_DEPTH).
+_MAX_IGNITION_DEPTH = 32
 
 _PLATFORM_RE = re.compile(r'^[a-z][a-z0-9_-]{0,63}$')
 _PARTINDEX_RE = re.compile(r'^(\d+|\d+-\d*)$')
@@ -306,6 +309,9 @@ def _ignition(value):
         accepted += ' (this is a cloud-config, not an Ignition config)'
     elif text.startswith('#!'):
         accepted += ' (this is a shell script, not an Ignition config)'
+    elif jsondepth.text_deeper_than(text, _MAX_IGNITION_DEPTH):
+        accepted += (' (the JSON nests more than %d levels deep)'
+                     % _MAX_IGNITION_DEPTH)
     else:
         try:
             config = json.loads(text)

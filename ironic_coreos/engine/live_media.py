@@ -47,6 +47,7 @@ import struct
 
 from ironic_coreos.engine import exception
 from ironic_coreos.engine import initrd
+from ironic_coreos.engine import jsondepth
 
 SECTOR = 2048
 _SYSTEM_AREA = 16 * SECTOR
@@ -204,6 +205,9 @@ class _IsoFs(object):
             raise _error('%s: %s is %d bytes, larger than any CoreOS ISO has; '
                          'the ISO is corrupt', self.name, path, size)
         data = self._read(offset, size, path)
+        if jsondepth.text_deeper_than(data, 32):
+            raise _error('%s: %s nests more than 32 levels deep; the ISO is '
+                         'corrupt', self.name, path)
         try:
             # kargs.json may be padded with spaces or zeros.
             return json.loads(data.rstrip(b'\0 ').decode('utf-8'))

@@ -292,12 +292,24 @@ def _fail(path, value, expected):
                            % (path, shown, expected))
 
 
+#: The most entries network_data may have in each list, checked before any
+#: entry is converted (the keys are the lists' names wherever they occur).
+MAX_ENTRIES = {'links': 256, 'networks': 1024, 'services': 64,
+               'routes': 256, 'dns_nameservers': 16}
+
+
 def _get_list(container, key, path):
     value = container.get(key)
     if value is None:
         return []
     if not isinstance(value, list):
         _fail('%s.%s' % (path, key), value, 'a list')
+    limit = MAX_ENTRIES.get(key)
+    if limit is not None and len(value) > limit:
+        raise NetworkDataError(
+            'network_data %s.%s: %d entries; at most %d are supported, '
+            'remove the ones the node does not need'
+            % (path, key, len(value), limit))
     return value
 
 
@@ -442,6 +454,9 @@ class _Converter(object):
         self.network_ids = {}
 
     def convert(self):
+        # The sizes of every top-level list first, before any work.
+        for key in ('links', 'networks', 'services'):
+            _get_list(self.data, key, '$')
         raw_links = _get_list(self.data, 'links', '$')
         for index, raw in enumerate(raw_links):
             self._read_link(index, raw)

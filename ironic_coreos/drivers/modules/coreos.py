@@ -62,6 +62,7 @@ from ironic_coreos.engine import configdrive
 from ironic_coreos.engine import exception as engine_exc
 from ironic_coreos.engine import ignition
 from ironic_coreos.engine import installer
+from ironic_coreos.engine import jsondepth
 from ironic_coreos.engine import nodedata
 from ironic_coreos.engine import progress
 from ironic_coreos.engine import redact
@@ -564,6 +565,9 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
             if isinstance(user_data, dict):
                 return 'ignition' in user_data
             if isinstance(user_data, str):
+                if jsondepth.text_deeper_than(user_data,
+                                              ignition.MAX_DEPTH):
+                    return False
                 try:
                     parsed = json.loads(user_data)
                 except ValueError:

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from unittest import mock
+import zlib
 
 import fixtures
 import requests
@@ -89,7 +90,7 @@ class TestReadEmpty(testtools.TestCase):
     def test_wrong_type(self):
         exc = self.assertRaises(exception.ConfigDriveError,
                                 configdrive.read, 42)
-        self.assertIn('int', str(exc))
+        self.assertIn('The config drive is a number; expected', str(exc))
 
 
 class TestReadDict(testtools.TestCase):
@@ -141,12 +142,12 @@ class TestReadDict(testtools.TestCase):
         for key in ('meta_data', 'network_data', 'vendor_data'):
             exc = self.assertRaises(exception.ConfigDriveError,
                                     configdrive.read, {key: [SECRET]})
-            self.assertIn('%s is a list; expected a JSON object' % key,
+            self.assertIn('%s is an array; expected a JSON object' % key,
                           str(exc))
             self.assertNotIn(SECRET, str(exc))
         exc = self.assertRaises(exception.ConfigDriveError,
                                 configdrive.read, {'user_data': 5})
-        self.assertIn('user_data is a int', str(exc))
+        self.assertIn('user_data is a number', str(exc))
 
     def test_json_text(self):
         value = json.dumps({'meta_data': META, 'user_data': IGNITION})
@@ -297,11 +298,11 @@ class TestReadISO(testtools.TestCase):
         self.assertIn('neither gzip-compressed nor an ISO 9660', str(exc))
 
     def test_too_big(self):
-        self.useFixture(fixtures.MockPatchObject(configdrive, 'MAX_SIZE',
-                                                 1024))
+        self.useFixture(fixtures.MockPatchObject(configdrive,
+                                                 'MAX_IMAGE_SIZE', 1024))
         exc = self.assertRaises(exception.ConfigDriveError, configdrive.read,
                                 drives.encode(drives.make_iso(drive_files())))
-        self.assertIn('more than', str(exc))
+        self.assertIn('expands to more than', str(exc))
 
     def test_damaged_iso(self):
         image = bytearray(drives.make_iso(drive_files(user_data=b'x')))
@@ -342,7 +343,7 @@ class TestReadISO(testtools.TestCase):
         files['openstack/latest/meta_data.json'] = b'["x"]'
         exc = self.assertRaises(exception.ConfigDriveError, configdrive.read,
                                 drives.encode(drives.make_iso(files)))
-        self.assertIn('meta_data.json holds a JSON list', str(exc))
+        self.assertIn('meta_data.json holds an array', str(exc))
 
     def test_secret_not_logged(self):
         logger = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
@@ -350,6 +351,89 @@ class TestReadISO(testtools.TestCase):
         configdrive.read(drives.encode(image))
         self.assertIn('sha256', logger.output)
         self.assertNotIn(SECRET, logger.output)
+
+
+class TestLimits(testtools.TestCase):
+    """Every limit holds before the expensive work it guards."""
+
+    def test_limits(self):
+        self.assertEqual(64 * 1024 * 1024, configdrive.MAX_SIZE)
+        self.assertEqual(64 * 1024 * 1024, configdrive.MAX_IMAGE_SIZE)
+        self.assertEqual(1000, configdrive.MAX_FILES)
+
+    def test_text_too_long_is_not_decoded(self):
+        value = 'A' * (configdrive.MAX_SIZE + 4)
+        with mock.patch.object(configdrive.base64, 'b64decode',
+                               autospec=True) as decode:
+            exc = self.assertRaises(exception.ConfigDriveError,
+                                    configdrive.read, value)
+        decode.assert_not_called()
+        self.assertIn('%d bytes long; at most 64 MiB' % len(value),
+                      str(exc))
+
+    def test_json_too_long_is_not_parsed(self):
+        value = '{"user_data": "%s"}' % ('x' * configdrive.MAX_SIZE)
+        with mock.patch.object(configdrive.json, 'loads',
+                               autospec=True) as loads:
+            exc = self.assertRaises(exception.ConfigDriveError,
+                                    configdrive.read, value)
+        loads.assert_not_called()
+        self.assertIn('at most 64 MiB', str(exc))
+
+    def test_bytes_too_long(self):
+        value = b'\x1f\x8b' + b'\0' * configdrive.MAX_SIZE
+        exc = self.assertRaises(exception.ConfigDriveError,
+                                configdrive.read, value)
+        self.assertIn('at most 64 MiB', str(exc))
+
+    def test_gzip_bomb(self):
+        # 80 MiB of zeros in less than 1 MiB of gzip; decompression stops
+        # at the limit.
+        compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        chunk = b'\0' * (16 * 1024 * 1024)
+        blob = b''.join(compressor.compress(chunk) for _ in range(5))
+        blob += compressor.flush()
+        self.assertLess(len(blob), 1024 * 1024)
+        with mock.patch.object(configdrive.pycdlib, 'PyCdlib',
+                               autospec=True) as iso:
+            exc = self.assertRaises(exception.ConfigDriveError,
+                                    configdrive.read,
+                                    base64.b64encode(blob).decode())
+        iso.assert_not_called()
+        self.assertIn('gzip+base64 ISO 9660 config drive: the gzip data '
+                      'expands to more than 64 MiB', str(exc))
+
+    def test_plain_image_too_big(self):
+        self.useFixture(fixtures.MockPatchObject(configdrive,
+                                                 'MAX_IMAGE_SIZE', 1024))
+        image = drives.make_iso(drive_files())
+        exc = self.assertRaises(exception.ConfigDriveError, configdrive.read,
+                                drives.encode(image, gzip_it=False))
+        self.assertIn('base64 ISO 9660 config drive: the ISO 9660 image is '
+                      '%d bytes; at most 0 MiB' % len(image), str(exc))
+
+    def test_too_many_files(self):
+        files = drive_files(user_data=b'{}')
+        for i in range(configdrive.MAX_FILES):
+            files['extra/f%d' % i] = b''
+        with mock.patch.object(configdrive.pycdlib.PyCdlib,
+                               'get_file_from_iso_fp',
+                               autospec=True) as get:
+            exc = self.assertRaises(exception.ConfigDriveError,
+                                    configdrive.read,
+                                    drives.encode(drives.make_iso(files)))
+        get.assert_not_called()
+        self.assertIn('holds more than 1000 files and directories',
+                      str(exc))
+        self.assertIn('leave out the rest', str(exc))
+
+    def test_files_at_the_limit(self):
+        files = drive_files(user_data=b'{}')
+        # drive_files: openstack/, latest/ and four files.
+        for i in range(configdrive.MAX_FILES - 7):
+            files['extra/f%d' % i] = b''
+        drive = configdrive.read(drives.encode(drives.make_iso(files)))
+        self.assertEqual(b'{}', drive.user_data)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

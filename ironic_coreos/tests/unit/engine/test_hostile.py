@@ -27,6 +27,8 @@ import base64
 import gzip
 import json
 import os
+import subprocess
+import sys
 import unittest
 
 import hypothesis
@@ -362,3 +364,103 @@ class TestRegressions(unittest.TestCase):
             exception.InvalidArgument, 'hostname',
             merge.merge, {'ignition': {'version': '3.3.0'}},
             merge.Additions(hostname=HUGE))
+
+    def test_iso_directory_record_damaged(self):
+        # Found by the unit tests' bounded run: pycdlib raised KeyError.
+        blob = bytearray(gzip.decompress(base64.b64decode(
+            drives.build_iso(user_data={'ignition': {'version': '3.3.0'}},
+                             meta_data={'uuid': 'x', 'hostname': 'h'}))))
+        blob[63853] = 2
+        with self.assertRaises(exception.ConfigDriveError) as ctx:
+            configdrive.read(bytes(blob))
+        self.assertIn('binary ISO 9660 config drive: the ISO 9660 image '
+                      'cannot be read (', str(ctx.exception))
+        self.assertIn('build it with genisoimage', str(ctx.exception))
+        assertPublic(self, str(ctx.exception))
+
+    def test_iso_file_holding_null(self):
+        # Found by tools/fuzz.py (agent step): Python's "NoneType".
+        for text, kind in (('null', 'null'), ('true', 'a boolean'),
+                           ('1.5', 'a number'), ('"x"', 'a string')):
+            drive = drives.build_iso(user_data='{}', meta_data=text)
+            with self.assertRaises(exception.ConfigDriveError) as ctx:
+                configdrive.read(drive)
+            self.assertIn('openstack/latest/meta_data.json holds %s; '
+                          'expected a JSON object' % kind, str(ctx.exception))
+            assertPublic(self, str(ctx.exception))
+
+    def test_ssh_key_data_not_ascii(self):
+        for data in ('\ud800', '\u00e9AAAA', 'AAAA\u2028'):
+            report = ignition.validate(
+                {'ignition': {'version': '3.3.0'},
+                 'passwd': {'users': [{'name': 'core', 'sshAuthorizedKeys':
+                                       ['ssh-ed25519 %s' % data]}]}})
+            self.assertEqual(
+                ['$.passwd.users[0].sshAuthorizedKeys[0]'],
+                [p.path for p in report.errors])
+            self.assertIn('not a base64 OpenSSH public key',
+                          report.errors[0].message)
+
+
+# Parses deep JSON in a thread with the stack size Ironic gives its threads
+# (ironic.command sets threading.stack_size(131072)); prints each error.
+SMALL_STACK = r"""
+import threading
+threading.stack_size(131072)
+from ironic_coreos.engine import configdrive, exception, ignition, installer
+from ironic_coreos.tests import configdrive as drives
+deep = '[' * 100000 + ']' * 100000
+deep_dict = {}
+inner = deep_dict
+for _ in range(100000):
+    inner['x'] = {}
+    inner = inner['x']
+out = []
+def run():
+    text = '{"ignition": {"version": "3.3.0"}, "x": %s}' % deep
+    out.append(ignition.validate(text).errors[0].message)
+    out.append(ignition.validate({'ignition': {'version': '3.3.0'},
+                                  'x': deep_dict}).errors[0].message)
+    for value in ('{"meta_data": %s}' % deep,
+                  {'user_data': deep_dict, 'meta_data': {}},
+                  drives.build_iso(user_data='{}', meta_data={'uuid': 'x'},
+                                   network_data=deep)):
+        try:
+            configdrive.read(value)
+        except exception.ConfigDriveError as exc:
+            out.append(str(exc))
+    try:
+        installer.parse_args({'ignition': deep})
+    except exception.InvalidArgument as exc:
+        out.append(str(exc))
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+print('\n'.join(out))
+"""
+
+
+class TestSmallStacks(unittest.TestCase):
+    """Deep JSON on the 128 KiB thread stacks of an Ironic conductor.
+
+    json.loads and json.dumps recurse in C: 100,000 levels once killed the
+    conductor process (SIGSEGV) instead of failing the deployment.
+    """
+
+    def test_deep_json_in_a_small_thread(self):
+        top = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+        env = dict(os.environ, PYTHONPATH=top)
+        result = subprocess.run([sys.executable, '-c', SMALL_STACK],
+                                cwd=top, env=env, capture_output=True,
+                                text=True, timeout=300, check=False)
+        self.assertEqual(0, result.returncode, result.stderr[-2000:])
+        lines = result.stdout.splitlines()
+        self.assertEqual(6, len(lines), result.stdout)
+        self.assertIn('nested too deeply', lines[0])
+        self.assertIn('nested too deeply', lines[1])
+        self.assertIn('JSON text config drive: the JSON nests arrays and '
+                      'objects more than 40 levels deep', lines[2])
+        self.assertIn('JSON object config drive: user_data nests', lines[3])
+        self.assertIn('openstack/latest/network_data.json nests', lines[4])
+        self.assertIn('the JSON nests more than 32 levels deep', lines[5])

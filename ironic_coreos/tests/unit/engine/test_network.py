@@ -33,6 +33,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from unittest import mock
 
 from hypothesis import assume
 from hypothesis import given
@@ -1110,6 +1111,76 @@ def _paths(value, prefix=()):
     for key, child in items:
         yield prefix + (key,)
         yield from _paths(child, prefix + (key,))
+
+
+class LimitsTestCase(testtools.TestCase):
+    """Lists longer than the limits are refused before any conversion."""
+
+    def _refused(self, network_data, path, count, limit):
+        with mock.patch.object(network._Converter, '_read_link',
+                               autospec=True) as read_link:
+            error = self.assertRaises(exception.NetworkDataError,
+                                      network.keyfiles_from_network_data,
+                                      network_data)
+        self.assertEqual('network_data %s: %d entries; at most %d are '
+                         'supported, remove the ones the node does not need'
+                         % (path, count, limit), str(error))
+        return read_link
+
+    def _link(self, i):
+        return {'id': 'eth%d' % i, 'type': 'phy',
+                'ethernet_mac_address': '52:54:00:00:%02x:%02x'
+                % (i // 256, i % 256)}
+
+    def test_limits(self):
+        self.assertEqual({'links': 256, 'networks': 1024, 'services': 64,
+                          'routes': 256, 'dns_nameservers': 16},
+                         network.MAX_ENTRIES)
+
+    def test_links(self):
+        links = [self._link(i) for i in range(257)]
+        self._refused({'links': links}, '$.links', 257, 256)
+        self.assertEqual(256, len(network.keyfiles_from_network_data(
+            {'links': links[:256]})))
+
+    def test_networks_before_links_are_read(self):
+        read_link = self._refused(
+            {'links': [self._link(0)],
+             'networks': [{'id': 'n', 'type': 'ipv4_dhcp', 'link': 'eth0'}]
+             * 1025}, '$.networks', 1025, 1024)
+        read_link.assert_not_called()
+
+    def test_services_before_links_are_read(self):
+        read_link = self._refused(
+            {'links': [self._link(0)],
+             'services': [{'type': 'dns', 'address': '10.0.0.1'}] * 65},
+            '$.services', 65, 64)
+        read_link.assert_not_called()
+
+    def test_routes(self):
+        network_data = {
+            'links': [self._link(0)],
+            'networks': [{'id': 'n', 'type': 'ipv4', 'link': 'eth0',
+                          'ip_address': '10.0.0.2', 'netmask': '255.0.0.0',
+                          'routes': [{'network': '10.1.0.0',
+                                      'netmask': '255.255.0.0',
+                                      'gateway': '10.0.0.1'}] * 257}]}
+        self.assertRaisesRegex(
+            exception.NetworkDataError,
+            r'^network_data \$.networks\[0\].routes: 257 entries; at most '
+            r'256 are supported',
+            network.keyfiles_from_network_data, network_data)
+
+    def test_dns_nameservers(self):
+        network_data = {
+            'links': [self._link(0)],
+            'networks': [{'id': 'n', 'type': 'ipv4_dhcp', 'link': 'eth0',
+                          'dns_nameservers': ['10.0.0.1'] * 17}]}
+        self.assertRaisesRegex(
+            exception.NetworkDataError,
+            r'^network_data \$.networks\[0\].dns_nameservers: 17 entries; '
+            r'at most 16 are supported',
+            network.keyfiles_from_network_data, network_data)
 
 
 class RobustnessTestCase(testtools.TestCase):
