@@ -46,6 +46,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -809,12 +810,17 @@ class Lab(object):
         return None
 
     def ssh(self, vm, ip, command, key, user='core', timeout=60):
-        """Run ``command`` (argv list) over SSH on a VM from the netns."""
+        """Run ``command`` (argv list) over SSH on a VM from the netns.
+
+        SSH hands the remote side one string that the login shell splits
+        again, so every word is quoted: ``['sh', '-c', 'a; b']`` runs
+        ``a; b`` under ``sh``, not ``sh -c a`` and then ``b`` as the user.
+        """
         argv = ['ssh', '-i', key, '-o', 'BatchMode=yes',
                 '-o', 'StrictHostKeyChecking=no',
                 '-o', 'UserKnownHostsFile=/dev/null',
                 '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR',
-                '%s@%s' % (user, ip), '--'] + list(command)
+                '%s@%s' % (user, ip), '--', shlex.join(command)]
         with netns.inside(self.netns):
             return subprocess.run(argv, capture_output=True, text=True,
                                   timeout=timeout, stdin=subprocess.DEVNULL)
