@@ -58,12 +58,22 @@ def contained(argv, name, netns, host_root, conf_dir):
     Keeps the unit's image, command and options but for what reaches the
     host: no --privileged, no host network, PID or IPC namespace, no host
     /dev, /sys or /run/udev; the host root and the configuration are the
-    test's directories; the container runs detached in ``netns``.
+    test's directories; the container runs detached in ``netns``. The
+    unit's log driver (``passthrough``: the agent's output goes to the
+    unit, so to the live system's journal) has nobody to hand the output
+    to in a detached container, and would keep podman's own output open:
+    here podman keeps it in its log file, for ``podman logs``.
     """
     assert argv[:2] == ['/usr/bin/podman', 'run'], argv
-    out = ['run', '--detach', '--network', 'ns:' + netns]
+    out = ['run', '--detach', '--network', 'ns:' + netns,
+           '--log-driver', 'k8s-file']
     args = iter(argv[2:])
     for arg in args:
+        if arg == '--log-driver':
+            next(args)
+            continue
+        if arg.startswith('--log-driver='):
+            continue
         if arg in _UNSAFE_FLAGS:
             continue
         if arg in _UNSAFE_OPTIONS:
