@@ -110,8 +110,15 @@ class Problem:
     line: int | None = None
     column: int | None = None
 
+    #: Longest path shown in a message; longer ones (a config's own long
+    #: keys) keep their start and their end.
+    SHOWN_PATH = 200
+
     def __str__(self):
         where = self.path
+        if len(where) > self.SHOWN_PATH:
+            half = self.SHOWN_PATH // 2 - 2
+            where = '%s...%s' % (where[:half], where[-half:])
         if self.line is not None:
             where = '%s (line %d, column %d)' % (where, self.line,
                                                  self.column or 1)
@@ -961,7 +968,13 @@ def decode_data_url(url):
     header, comma, payload = url[len('data:'):].partition(',')
     if not comma:
         raise ValueError(_DATA_URL_NO_COMMA)
-    data = urllib.parse.unquote_to_bytes(payload)
+    try:
+        data = urllib.parse.unquote_to_bytes(payload)
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON's "\ud800"): Ignition's JSON decoder
+        # reads it as U+FFFD, the replacement character.
+        data = urllib.parse.unquote_to_bytes(''.join(
+            '\ufffd' if 0xd800 <= ord(c) <= 0xdfff else c for c in payload))
     if not header.lower().endswith(';base64'):
         return data
     try:

@@ -332,6 +332,35 @@ class TestRegressions(unittest.TestCase):
                          [p.path for p in report.errors])
         self.assertIn('out of range', report.errors[0].message)
 
+    def test_long_unknown_key_is_shortened_in_the_message(self):
+        key = '[' * 6000
+        text = ('{\n  "ignition": {\n    "version": "3.3.0"\n  },\n'
+                '  "passwd": {\n    "%s": 1\n  }\n}' % key)
+        report = ignition.validate(text)
+        self.assertEqual(1, len(report.errors))
+        problem = report.errors[0]
+        self.assertEqual('$.passwd[%s]' % json.dumps(key), problem.path)
+        shown = str(problem)
+        self.assertLess(len(shown), 1000)
+        self.assertIn('at $.passwd["[[[', shown)
+        self.assertIn('[[["', shown)
+        self.assertIn('(line 6, column 5)', shown)
+
+    def test_data_url_with_a_lone_surrogate(self):
+        text = ('{"ignition": {"version": "3.3.0"}, "storage": {"files": '
+                '[{"path": "/etc/x", "contents": {"source": '
+                '"data:,a\\ud800b"}}]}}')
+        report = ignition.validate(text)
+        self.assertEqual([], report.errors)
+        self.assertEqual(b'a\xef\xbf\xbdb',
+                         ignition.decode_data_url('data:,a\ud800b'))
+        report = ignition.validate(
+            '{"ignition": {"version": "3.3.0"}, "storage": {"files": '
+            '[{"path": "/etc/x", "contents": {"source": '
+            '"data:;base64,\\ud800"}}]}}')
+        self.assertEqual(['$.storage.files[0].contents.source'],
+                         [p.path for p in report.errors])
+
     def test_deep_dict(self):
         config = {'ignition': {'version': '3.3.0'}}
         inner = config
