@@ -240,7 +240,8 @@ class LiveProbe(object):
     """
 
     COMMAND = ['sudo', 'sh', '-c',
-               'pgrep -f coreos-installer >/dev/null && echo RUNNING; '
+               # NOTE: [c] keeps pgrep from finding this very command.
+               'pgrep -f "[c]oreos-installer" >/dev/null && echo RUNNING; '
                # NOTE: read the partition table from the disk: the
                # kernel's view (/sys/block/vda/vda1) was seen without
                # partitions while the installer was writing them.
