@@ -193,9 +193,10 @@ class TestAgentInContainer(AgentImageTest):
                          self.host_root, self.conf_dir)
         for unsafe in ('--privileged', '/dev:/dev', '/sys:/sys', 'host'):
             self.assertNotIn(unsafe, argv)
-        podman(*argv)
+        # Removed also when podman run fails or times out after creating it.
         self.addCleanup(podman, 'rm', '--force', '--time', '0', self.name,
                         check=False)
+        podman(*argv)
 
     def _call(self, name, params, timeout=180):
         """Call an agent command through its API, inside the container."""
