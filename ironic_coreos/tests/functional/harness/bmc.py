@@ -206,18 +206,11 @@ class SushyEmulator(object):
         """Kill the emulator (its recorded PID). Idempotent."""
         if self._proc is None:
             return
-        resources.kill_process(self._proc.pid,
-                               self._record.get('start_time'))
-        self._proc.poll()
-        self.registry.forget(self._record)
+        resources.stop_recorded(self.registry, self._proc, self._record)
         self._proc = None
 
     def log_tail(self, size=2000):
-        try:
-            with open(self.log_file, 'rb') as f:
-                return f.read().decode('utf-8', 'replace')[-size:]
-        except OSError:
-            return ''
+        return resources.log_tail(self.log_file, size)
 
     # -- Redfish, as a client ------------------------------------------
 

@@ -235,10 +235,8 @@ class Ironic(object):
         """Stop the ironic process (SIGTERM, then SIGKILL)."""
         if self._proc is None:
             return
-        resources.kill_process(self._proc.pid, self._record.get('start_time'),
-                               grace=15)
-        self._proc.poll()
-        self.registry.forget(self._record)
+        resources.stop_recorded(self.registry, self._proc, self._record,
+                                grace=15)
         self._proc = None
 
     def restart(self):
@@ -252,13 +250,7 @@ class Ironic(object):
 
     def log_tail(self, size=2000):
         """The end of Ironic's log (for error messages)."""
-        try:
-            with open(self.log_file, 'rb') as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - size))
-                return f.read().decode('utf-8', 'replace')
-        except OSError:
-            return ''
+        return resources.log_tail(self.log_file, size)
 
     # -- REST ---------------------------------------------------------------
 

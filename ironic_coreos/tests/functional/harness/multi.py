@@ -217,18 +217,12 @@ class MariaDB(object):
         """Shut the server down (SIGTERM: a clean shutdown), then SIGKILL."""
         if self._proc is None:
             return
-        resources.kill_process(self._proc.pid, self._record.get('start_time'),
-                               grace=60)
-        self._proc.poll()
-        self.registry.forget(self._record)
+        resources.stop_recorded(self.registry, self._proc, self._record,
+                                grace=60)
         self._proc = None
 
     def log_tail(self, size=2000):
-        try:
-            with open(self.log_file, 'rb') as f:
-                return f.read()[-size:].decode('utf-8', 'replace')
-        except OSError:
-            return ''
+        return resources.log_tail(self.log_file, size)
 
 
 class Service(ironic_mod.Ironic):

@@ -123,6 +123,28 @@ def kill_process(pid, start_time=None, grace=5.0, hard=False):
             time.sleep(0.05)
 
 
+def stop_recorded(registry, proc, record, grace=5.0):
+    """Stop a process started and recorded by ``registry``; forget it.
+
+    SIGTERM to its process group, SIGKILL after ``grace`` seconds (see
+    :func:`kill_process`), then the record goes.
+    """
+    kill_process(proc.pid, record.get('start_time'), grace=grace)
+    proc.poll()
+    registry.forget(record)
+
+
+def log_tail(path, size=2000):
+    """The last ``size`` bytes of a log file as text ('' if unreadable)."""
+    try:
+        with open(path, 'rb') as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode('utf-8', 'replace')
+    except OSError:
+        return ''
+
+
 def _teardown(kind, data):
     """Remove one recorded resource; every branch tolerates absence."""
     if kind == 'process':
