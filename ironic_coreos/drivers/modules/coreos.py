@@ -36,6 +36,7 @@ is touched:
 
 import datetime
 import difflib
+import hashlib
 import json
 import traceback
 from urllib import parse as urlparse
@@ -92,6 +93,13 @@ _EMPTY_CONFIG_VERSION = '3.0.0'
 # NOTE(coreos): prepare, deploy and install_coreos check the same merged
 # config of a deployment; it is checked once (see ignition.Verdicts).
 _VERDICTS = ignition.Verdicts()
+
+#: driver_internal_info key: the fingerprint of the input that ``prepare``
+#: found complete and usable (see :func:`_input_fingerprint`).
+CHECKED_KEY = 'coreos_checked_input'
+
+# Nesting beyond this is not fingerprinted (such input is not remembered).
+_FINGERPRINT_DEPTH = 64
 
 
 class _Failure(Exception):
@@ -409,7 +417,7 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
 
     def _build_args(self, task, step_args, use_configdrive=True,
                     generate_network=True, notes=None,
-                    require_ignition=True):
+                    require_ignition=True, found=None):
         """Assemble and check the complete arguments of the agent step.
 
         :param task: a TaskManager instance.
@@ -425,6 +433,9 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         :param require_ignition: fail when there is no Ignition config at
             all; False while arguments requested with ``--deploy-steps``
             are not known yet.
+        :param found: an optional dict; its ``input`` key is set to
+            whether an Ignition config or a config drive was given (what
+            ``require_ignition`` requires).
         :returns: a tuple (args dict for the agent, ignition Report).
         :raises: _Failure naming the field and the fix.
         """
@@ -433,8 +444,10 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
 
         drive = self._read_configdrive(task) if use_configdrive else None
         data, field = self._ignition_source(task, step_args, drive)
-        if (data is None and use_configdrive and drive is None
-                and require_ignition):
+        missing = data is None and use_configdrive and drive is None
+        if found is not None:
+            found['input'] = not missing
+        if missing and require_ignition:
             raise _Failure(
                 _('Ignition config'),
                 _('none given: pass a config drive (its user_data is the '
@@ -596,9 +609,12 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
                 # NOTE(coreos): the Ignition config may come as an argument
                 # given with --deploy-steps, which Ironic stores only after
                 # prepare: deploy() requires it.
+                found = {}
                 self._checked_args(task, 'prepare', step_args,
                                    exception.InstanceDeployFailure,
-                                   require_ignition=False)
+                                   require_ignition=False, found=found)
+                if found.get('input'):
+                    _remember_checked(task.node, step_args)
         super().prepare(task)
 
     @METRICS.timer('CoreOSDeploy.deploy')
@@ -617,8 +633,15 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
         """
         step_args = self._planned_step_args(task)
         if step_args is not None:
-            self._checked_args(task, 'deploy', step_args,
-                               exception.InstanceDeployFailure)
+            if _checked_before(task.node, step_args):
+                # NOTE(coreos): prepare checked this very input a moment
+                # ago (no arguments were added with --deploy-steps):
+                # install_coreos assembles it again anyway.
+                LOG.debug('Node %s: the CoreOS deployment input was checked '
+                          'in prepare', task.node.uuid)
+            else:
+                self._checked_args(task, 'deploy', step_args,
+                                   exception.InstanceDeployFailure)
         return super().deploy(task)
 
     @METRICS.timer('CoreOSDeploy.install_coreos')
@@ -783,10 +806,51 @@ class CoreOSDeploy(agent.CustomAgentDeploy):
 
 
 def _forget_progress(node):
-    """Remove the install progress from the node, if it has one."""
-    if progress.KEY in node.driver_internal_info:
-        node.del_driver_internal_info(progress.KEY)
+    """Remove the install progress (and a checked input) from the node."""
+    changed = False
+    for key in (progress.KEY, CHECKED_KEY):
+        if key in node.driver_internal_info:
+            node.del_driver_internal_info(key)
+            changed = True
+    if changed:
         node.save()
+
+
+def _input_fingerprint(node, step_args):
+    """The sha256 of what install_coreos assembles its arguments from.
+
+    The step arguments, the node's ``instance_info`` (the config drive,
+    the Ignition config, the ``coreos_*`` options, the image) and the
+    ``[coreos]`` options. Not a secret: a digest of input that holds one.
+
+    :returns: the hex digest, or None for input that is not JSON or nests
+        too deep to be remembered.
+    """
+    value = {'args': step_args, 'instance_info': node.instance_info,
+             'coreos': {name: CONF.coreos[name] for name in CONF.coreos}}
+    if jsondepth.value_deeper_than(value, _FINGERPRINT_DEPTH):
+        return None
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(',', ':'),
+                          default=str)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()
+
+
+def _remember_checked(node, step_args):
+    """Record that prepare found this input complete and usable."""
+    fingerprint = _input_fingerprint(node, step_args)
+    if fingerprint is not None:
+        node.set_driver_internal_info(CHECKED_KEY, fingerprint)
+        node.save()
+
+
+def _checked_before(node, step_args):
+    """Whether prepare found this very input complete and usable."""
+    known = node.driver_internal_info.get(CHECKED_KEY)
+    return (known is not None
+            and known == _input_fingerprint(node, step_args))
 
 
 def _utcnow():

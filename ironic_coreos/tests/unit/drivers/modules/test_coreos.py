@@ -27,6 +27,7 @@ from ironic.conductor import deployments
 from ironic.conductor import steps as conductor_steps
 from ironic.conductor import task_manager
 from ironic.conductor import utils as manager_utils
+from ironic.drivers.modules import agent
 from ironic.drivers.modules import agent_base
 from ironic.drivers.modules import agent_client
 from ironic.drivers.modules import deploy_utils
@@ -829,6 +830,30 @@ class PrepareTestCase(CoreOSTestBase):
         mock_power.assert_called_once_with(mock.ANY, states.POWER_OFF)
         mock_boot.assert_called_once_with(mock.ANY)
         self.assertNoSecrets()
+        self.node.refresh()
+        self.assertEqual(
+            coreos._input_fingerprint(self.node, {}),
+            self.node.driver_internal_info[coreos.CHECKED_KEY])
+
+    def test_prepare_without_input_checks_again_later(self, mock_power,
+                                                      mock_boot):
+        # The Ignition config may still come with --deploy-steps.
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.deploy.prepare(task)
+        self.node.refresh()
+        self.assertNotIn(coreos.CHECKED_KEY, self.node.driver_internal_info)
+
+    def test_clean_up_forgets_checked_input(self, mock_power, mock_boot):
+        self.set_instance_info(ignition=USER_CONFIG)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.deploy.prepare(task)
+            self.assertIn(coreos.CHECKED_KEY,
+                          task.node.driver_internal_info)
+            with mock.patch.object(agent.CustomAgentDeploy, 'clean_up',
+                                   autospec=True):
+                self.deploy.clean_up(task)
+        self.node.refresh()
+        self.assertNotIn(coreos.CHECKED_KEY, self.node.driver_internal_info)
 
     def test_invalid_ignition_in_configdrive(self, mock_power, mock_boot):
         config = copy.deepcopy(USER_CONFIG)
@@ -997,6 +1022,42 @@ class DeployStepTestCase(CoreOSTestBase):
         with task_manager.acquire(self.context, self.node.uuid) as task:
             self.assertEqual(states.DEPLOYWAIT, self.deploy.deploy(task))
         mock_power.assert_called_once_with(mock.ANY, states.REBOOT)
+
+    @mock.patch.object(coreos.CoreOSDeploy, '_build_args', autospec=True)
+    def test_deploy_skips_input_prepare_checked(self, mock_build,
+                                                mock_power):
+        self.set_steps({'fetch_retries': 2})
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            coreos._remember_checked(task.node, {'fetch_retries': 2})
+            self.assertEqual(states.DEPLOYWAIT, self.deploy.deploy(task))
+        self.assertFalse(mock_build.called)
+
+    def test_deploy_checks_input_changed_since_prepare(self, mock_power):
+        self.set_steps({'fetch_retries': 'often'})
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            # prepare saw no arguments: --deploy-steps added the bad one.
+            coreos._remember_checked(task.node, {})
+            exc = self.assertRaises(exception.InstanceDeployFailure,
+                                    self.deploy.deploy, task)
+        self.assertIn('argument "fetch_retries"', str(exc))
+        self.assertFalse(mock_power.called)
+
+    def test_deploy_checks_when_instance_info_changed(self, mock_power):
+        self.set_steps({})
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            coreos._remember_checked(task.node, {})
+            task.node.set_instance_info('coreos_fetch_retries', 'often')
+            exc = self.assertRaises(exception.InstanceDeployFailure,
+                                    self.deploy.deploy, task)
+        self.assertIn('coreos_fetch_retries', str(exc))
+
+    def test_fingerprint_not_kept_for_deep_input(self, mock_power):
+        deep = {}
+        for _i in range(100):
+            deep = {'x': deep}
+        self.assertIsNone(coreos._input_fingerprint(self.node,
+                                                    {'extra': deep}))
+        self.assertIsNotNone(coreos._input_fingerprint(self.node, {}))
 
 
 def _commands(status='RUNNING', result=None):
