@@ -130,11 +130,15 @@ debian_base() {
             "$CONTEXT/container/debian-packages" | tr -s ' \n' ',,')
         packages=${packages%,}
         work=$(mktemp -d "$CACHE_ROOT/.debian-base.XXXXXX")
+        # Removed on exit unless the base is made (see the trap below).
+        BASE_WORK=$work
         mkdir -p "$DEBIAN_DEB_CACHE"
         start=$SECONDS
         log "making the Debian $SUITE base with mmdebstrap (from $MIRROR)"
         # NOTE: dpkg path filters keep docs, man pages and locales out of
-        # both archives; image-setup slim-root removes the rest.
+        # both archives; image-setup slim-root removes the rest. tar's exit
+        # status 1 (a file changed while read: the chroot's /sys mount
+        # point changes with the host's network devices) is not an error.
         # MMDEBSTRAP-BEGIN
         mmdebstrap --variant=minbase --mode=root --format=tar \
             --aptopt='APT::Install-Recommends "false"' \
@@ -158,12 +162,14 @@ debian_base() {
             --customize-hook="tar --numeric-owner --xattrs --format=pax \
                 --one-file-system --exclude='./dev/*' --exclude='./proc/*' \
                 --exclude='./sys/*' --exclude='./run/*' \
-                -C \"\$1\" -cf $work/build.tar ." \
+                --warning=no-file-changed \
+                -C \"\$1\" -cf $work/build.tar . || [ \$? -eq 1 ]" \
             --customize-hook='chroot "$1" /usr/local/sbin/image-setup slim-root' \
             "$SUITE" "$work/base.tar" "$MIRROR" >&2
         # MMDEBSTRAP-END
         mv "$work/build.tar" "$work/base.tar" "$dir/"
         rmdir "$work"
+        BASE_WORK=
         log "Debian base made in $((SECONDS - start)) s"
     fi
     if ! podman image exists "$DEBIAN_BUILD_TAG"; then
@@ -178,8 +184,9 @@ debian_base() {
 
 # The build context, copied first: the image is made of exactly the files
 # the key is computed from.
+BASE_WORK=
 CONTEXT=$(mktemp -d "$CACHE_ROOT/.context.XXXXXX")
-trap 'rm -rf "$CONTEXT"' EXIT
+trap 'rm -rf "$CONTEXT" ${BASE_WORK:+"$BASE_WORK"}' EXIT
 (cd "$TOP_DIR" && context_files | tar -cf - --files-from=-) \
     | tar -C "$CONTEXT" -xf -
 
