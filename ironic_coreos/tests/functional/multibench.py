@@ -23,6 +23,7 @@ then undeployed. Per round it prints:
 * total seconds from the first deploy call to the last node ``active``;
 * median and 95th percentile seconds from a node's deploy call to its
   ``active``;
+* how many agents started, and when the first and the last started;
 * conductor CPU seconds per deployment: user + system time of both
   conductor process trees over the round (``/proc/<pid>/stat``), divided
   by the number of nodes; the API's apart;
@@ -36,6 +37,26 @@ then undeployed. Per round it prints:
 Then the ratios ``coreos`` / ``custom-agent`` of the total time and of the
 CPU per deployment. 64 agents take about 6 GiB of memory. It asserts
 nothing but that every deployment ends ``active``.
+
+Agent start-up, the same for every round. Every deploy call is sent at
+once, but the nodes power on in waves: the harness starts at most one agent
+every ``--power-on-interval`` seconds (0.5 by default, two a second, like a
+rack of servers whose firmware takes different times to boot), in the
+order the nodes reach ``wait call-back``; the total still runs from the
+first deploy call to the last ``active``, so it includes the 32 s (at
+least) over which 64 nodes power on. The agents wait
+``--agent-request-timeout`` seconds (120; IPA's
+``ipa-http-request-timeout``, default 30) for an answer of the API.
+Without both, 64 ironic-python-agent processes starting in the same
+second on two cores overload the API: a lookup that times out
+after 30 s has often gone through, the token was handed out, and the
+agent's retry is told "The agent token has already been retrieved", which
+is fatal for IPA 13, so the node waits for the call-back timeout.
+``--power-on-interval 0 --agent-request-timeout 30`` gives the old
+behaviour back. ``ironic-api`` keeps one worker: with ``[api]api_workers``
+above 1, Ironic 39's extra workers each bind the API's port themselves,
+fail ("Address already in use") and are started again every few seconds,
+which only burns CPU.
 """
 
 import argparse
@@ -177,6 +198,8 @@ class Round(object):
                for pid, before in zip(pids, cpu_before)]
         api_cpu = tree_cpu(h.ironic.api.pid) - api_before
         per_node = [done[uuid] - starts[uuid] for uuid in starts]
+        powered = [n.agent_started - start for n in self.nodes
+                   if n.agent_started and n.agent_started >= start]
         owners = {}
         for node in self.nodes:
             owner = h.owner(node)
@@ -187,6 +210,9 @@ class Round(object):
             'total_s': total,
             'median_s': statistics.median(per_node),
             'p95_s': percentile(per_node, 0.95),
+            'agents_started': len(powered),
+            'first_agent_start_s': min(powered) if powered else None,
+            'last_agent_start_s': max(powered) if powered else None,
             'conductor_cpu_s': sum(cpu),
             'conductor_cpu_per_deploy_s': sum(cpu) / len(self.nodes),
             'api_cpu_per_deploy_s': api_cpu / len(self.nodes),
@@ -251,6 +277,8 @@ def _print(results):
              '%.1f'),
             ('per deployment, median (s)', 'median_s', '%.1f'),
             ('per deployment, p95 (s)', 'p95_s', '%.1f'),
+            ('agents started, first / last (s after the first call)',
+             None, None),
             ('conductor CPU per deployment (s)',
              'conductor_cpu_per_deploy_s', '%.2f'),
             ('API CPU per deployment (s)', 'api_cpu_per_deploy_s', '%.2f'),
@@ -266,6 +294,10 @@ def _print(results):
         for r in results:
             if key:
                 cells.append(fmt % r[key])
+            elif label.startswith('agents started'):
+                cells.append('%d, %.1f / %.1f' % (
+                    r['agents_started'], r['first_agent_start_s'] or 0,
+                    r['last_agent_start_s'] or 0))
             elif label.startswith('API errors'):
                 cells.append('%d / %d (%d failed polls)'
                              % (r['client_errors'], r['client_retries'],
@@ -298,6 +330,14 @@ def main(argv=None):
     parser.add_argument('--nodes', type=int, default=64)
     parser.add_argument('--order', default='custom-agent,coreos',
                         help='rounds, one deploy interface each')
+    parser.add_argument('--power-on-interval', type=float, default=0.5,
+                        metavar='SECONDS',
+                        help='seconds between two agent starts '
+                             '(default 0.5)')
+    parser.add_argument('--agent-request-timeout', type=int, default=120,
+                        metavar='SECONDS',
+                        help="the agents' HTTP request timeout "
+                             '(default 120)')
     parser.add_argument('--json', metavar='FILE')
     args = parser.parse_args(argv)
     why = multi.can_run()
@@ -307,7 +347,11 @@ def main(argv=None):
     results = []
     began = time.monotonic()
     # Ironic's own failure detection: nothing fails over here.
-    with multi.MultiHarness(callback_timeout=900, failover={}) as h:
+    with multi.MultiHarness(
+            callback_timeout=900, failover={},
+            agent_options={'http_request_timeout':
+                           str(args.agent_request_timeout)},
+            power_on_interval=args.power_on_interval) as h:
         if 'coreos' not in h.deploy_interfaces:
             _log('The coreos deploy interface does not load')
             return 2
@@ -316,6 +360,8 @@ def main(argv=None):
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             nodes = list(pool.map(lambda _i: enroll(h), range(args.nodes)))
         _log('Enrolled in %.1f s' % (time.monotonic() - began))
+        _log('Agents start %s s apart, their request timeout %d s'
+             % (args.power_on_interval, args.agent_request_timeout))
         for iface in args.order.split(','):
             _log('Round: %d x %s at once' % (len(nodes), iface))
             result = Round(h, nodes, iface).run()

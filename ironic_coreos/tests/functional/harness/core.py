@@ -107,6 +107,10 @@ def coreos_image(path):
     return path
 
 
+#: Seconds the agents' power-on schedule may fall behind and catch up.
+POWER_ON_CATCH_UP = 2.0
+
+
 class Harness(object):
     """An end-to-end run on this machine.
 
@@ -117,12 +121,18 @@ class Harness(object):
     :param agent_coreos_options: extra ``[coreos]`` options for the agents.
     :param ironic_options: {(section, option): value} for ironic.conf.
     :param keep: keep the state directory (logs) after the run.
+    :param agent_options: extra ``[DEFAULT]`` options for the agents (what
+        an operator passes as ``ipa-*`` kernel parameters).
+    :param power_on_interval: seconds at least between two agent starts, like a
+        rack of servers that boot at different times; ``0``: each agent
+        starts as soon as its node waits for it.
     """
 
     def __init__(self, deploy_interfaces=('custom-agent', 'direct', 'fake',
                                           'coreos'),
                  callback_timeout=60, agent_coreos_options=None,
-                 ironic_options=None, keep=None):
+                 ironic_options=None, keep=None, agent_options=None,
+                 power_on_interval=0):
         self.run_id = uuid.uuid4().hex[:4]
         self.marker = 'IRONIC_COREOS_E2E_RUN=%s' % self.run_id
         self.state_dir = os.path.join(resources.RUNS_ROOT, self.run_id)
@@ -130,6 +140,9 @@ class Harness(object):
         self.callback_timeout = callback_timeout
         self.agent_coreos_options = dict(agent_coreos_options or {})
         self.ironic_options = dict(ironic_options or {})
+        self.agent_options = dict(agent_options or {})
+        self.power_on_interval = power_on_interval
+        self._next_power_on = 0.0
         if keep is None:
             keep = os.environ.get('IRONIC_COREOS_E2E_KEEP') == '1'
         self.keep = keep
@@ -433,7 +446,7 @@ class Harness(object):
             if node.agent_refused:
                 # Never retry a refused start: a layer is missing.
                 return
-            if not node.agent_running:
+            if not node.agent_running and self._may_power_on():
                 node.start_agent()
         elif state in STABLE and settled(state, target):
             if node.agent_running and not node.stopping:
@@ -448,6 +461,24 @@ class Harness(object):
 
                 threading.Thread(target=stop, daemon=True,
                                  name='e2e-stop-%d' % node.index).start()
+
+    def _may_power_on(self):
+        """True when the next agent may start (``power_on_interval``).
+
+        Starts keep to a schedule of one every ``power_on_interval``
+        seconds, so a slow pass of the watcher does not lower the rate (up
+        to :data:`POWER_ON_CATCH_UP` seconds behind); after a quiet spell
+        the schedule starts again from now.
+        """
+        if not self.power_on_interval:
+            return True
+        now = time.monotonic()
+        if now < self._next_power_on:
+            return False
+        if self._next_power_on < now - POWER_ON_CATCH_UP:
+            self._next_power_on = now
+        self._next_power_on += self.power_on_interval
+        return True
 
     # -- inspection helpers -----------------------------------------------
 

@@ -26,6 +26,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 
 from oslo_log import log
 
@@ -87,6 +88,8 @@ class SimNode(object):
         self.auto_agent = True
         self.history = []
         self.agent_starts = 0
+        #: time.monotonic() of the last agent start.
+        self.agent_started = None
         self.stopping = False
         self._agent = None
         self._agent_rec = None
@@ -167,7 +170,7 @@ class SimNode(object):
                        'cert_dir': os.path.join(self.dir, 'certs')}, f)
         conf = configparser.ConfigParser(interpolation=None)
         conf.read_dict({
-            'DEFAULT': {
+            'DEFAULT': dict({
                 'api_url': h.ironic.url,
                 'listen_host': self.ip, 'listen_port': str(AGENT_PORT),
                 'advertise_host': self.ip,
@@ -180,7 +183,7 @@ class SimNode(object):
                 'fail_if_clock_not_set': 'false',
                 'debug': 'true',
                 'use_stderr': 'true',
-            },
+            }, **h.agent_options),
             'mdns': {'use_mdns': 'false'},
             'coreos': dict({
                 'host_root': '/',
@@ -248,6 +251,7 @@ class SimNode(object):
                                      self._agent.pid))
             self._agent_rec = rec
             self.agent_starts += 1
+            self.agent_started = time.monotonic()
             LOG.info('Started agent of node %(node)s (pid %(pid)s)',
                      {'node': self.name, 'pid': self._agent.pid})
 
