@@ -17,8 +17,10 @@ tests of the given test modules (default: every ``test_hostile`` module)
 with the ``fuzz`` hypothesis profile, each test for an equal share of the
 time (a test that runs all its examples early leaves the rest of its share
 to the others), round after round with fresh random seeds, until the time
-is up. It prints, per property, the number of
-examples hypothesis ran and how many failed, and exits non-zero if any
+is up. A test that saw a failing example where its time-up stopped it is
+then run again on hypothesis' saved failing examples alone, and judged.
+It prints, per property, the number of examples hypothesis ran and how
+many failed, and exits non-zero if any
 test failed (the failing example is in the test output and in hypothesis'
 example database, ``.hypothesis/``, which replays it on the next run).
 
@@ -30,6 +32,7 @@ import argparse
 import collections
 import os
 import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -92,6 +95,7 @@ def main():
     end = time.monotonic() + args.minutes * 60
     signal.signal(signal.SIGALRM, _time_up)
     failures = 0
+    failed_tests = set()
     rounds = 0
     start = time.monotonic()
     while tests and time.monotonic() < end - 1:
@@ -125,15 +129,36 @@ def main():
                 # A test stopped by the time-up is not judged: the signal
                 # may surface as another exception (GeneratorExit when it
                 # lands in a generator's clean-up). A failing example it
-                # found is in hypothesis' database and replayed next time.
+                # found is in hypothesis' database, replayed below.
                 if 'TimeUp' in trace or _FIRED[0]:
                     continue
                 failures += 1
+                failed_tests.add(case.id())
                 print('FAILED %s\n%s' % (case.id(), trace), flush=True)
             print('%s %s' % (test.id(), dict(counts[test.id()])),
                   flush=True)
         print('round %d done after %.0f s' % (rounds, time.monotonic()
                                               - start), flush=True)
+
+    # NOTE: a test stopped by the time-up is not judged, but a failure it
+    # found before (maybe while shrinking it) is in hypothesis' database:
+    # a test that saw a failing example runs again on the saved examples
+    # alone, without a time limit, and that run is judged.
+    for prop in sorted(counts):
+        if not counts[prop]['failed'] or prop in failed_tests:
+            continue
+        env = dict(os.environ, IRONIC_COREOS_HYPOTHESIS_PROFILE='replay')
+        replay = subprocess.run(
+            [sys.executable, '-m', 'unittest', prop], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            errors='replace')
+        if replay.returncode:
+            failures += 1
+            print('FAILED %s (replayed from the example database)\n%s'
+                  % (prop, replay.stdout[-20000:]), flush=True)
+        else:
+            print('%s: its failing examples do not fail when replayed '
+                  '(they were the time-up)' % prop, flush=True)
 
     total = collections.Counter()
     for prop in sorted(counts):

@@ -31,9 +31,11 @@ import tempfile
 import threading
 import time
 import traceback
+import uuid
 
 from oslo_config import cfg
 from oslo_log import log
+from oslo_utils import uuidutils
 
 from ironic_python_agent import efi_utils
 from ironic_python_agent import errors
@@ -113,6 +115,20 @@ def find_installer():
     return None
 
 
+def node_uuid_of(node):
+    """The node's UUID in its canonical form, or None.
+
+    The UUID names the Ignition file and appears in log lines: anything
+    that is not a UUID (a path, text that cannot be written) is not used.
+
+    :param node: the node as a dict (or anything else).
+    """
+    value = node.get('uuid') if isinstance(node, dict) else None
+    if isinstance(value, str) and uuidutils.is_uuid_like(value):
+        return str(uuid.UUID(value))
+    return None
+
+
 def write_ignition(data, node_uuid=None):
     """Write an Ignition config where the installer can read it.
 
@@ -121,7 +137,7 @@ def write_ignition(data, node_uuid=None):
     with mode 0600.
 
     :param data: the config as bytes.
-    :param node_uuid: used in the file name.
+    :param node_uuid: used in the file name when it is a UUID.
     :returns: a tuple (path inside the host root, path for the agent).
     :raises: OSError if it cannot be written.
     """
@@ -132,7 +148,7 @@ def write_ignition(data, node_uuid=None):
     # shared (e.g. /tmp), so its mode is not changed.
     host_dir = tempfile.mkdtemp(prefix='install-', dir=host_work_dir)
     os.chmod(host_dir, 0o700)
-    name = '%s.ign' % (node_uuid or 'config')
+    name = '%s.ign' % (node_uuid_of({'uuid': node_uuid}) or 'config')
     host_file = os.path.join(host_dir, name)
     try:
         fd = os.open(host_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -212,10 +228,13 @@ class CoreOSHardwareManager(hardware.HardwareManager):
             'argsinfo': copy.deepcopy(installer.ARGUMENTS),
         }]
 
-    def install_coreos(self, node, ports, **kwargs):
+    def install_coreos(self, node, ports, /, **kwargs):
         """Install CoreOS on the root device.
 
-        Every argument is checked before anything is written.
+        Every argument is checked before anything is written. ``node`` and
+        ``ports`` are positional only (as ironic-python-agent passes
+        them): a step argument of one of these names is reported as an
+        unknown argument.
 
         :param node: the node as a dict.
         :param ports: the node's ports (unused).
@@ -224,7 +243,7 @@ class CoreOSHardwareManager(hardware.HardwareManager):
         :raises: DeploymentError naming what is wrong and what to do.
         """
         node = node or {}
-        node_uuid = node.get('uuid')
+        node_uuid = node_uuid_of(node)
         try:
             args = installer.parse_args(kwargs, node)
         except exception.InvalidArgument as exc:

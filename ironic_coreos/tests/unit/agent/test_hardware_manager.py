@@ -875,13 +875,15 @@ class TestCollectLogs(Base):
 class TestWriteIgnition(Base):
 
     def test_exclusive_0600(self):
-        inside, host_file = hardware_manager.write_ignition(b'{}', 'n1')
+        inside, host_file = hardware_manager.write_ignition(
+            b'{}', '1be26c0b-03f2-4d2e-ae87-c02d7f33c123')
         self.assertEqual(0o600, stat.S_IMODE(os.stat(host_file).st_mode))
         self.assertEqual(0o700, stat.S_IMODE(
             os.stat(os.path.dirname(host_file)).st_mode))
         self.assertEqual(os.path.join(self.root, inside.lstrip('/')),
                          host_file)
-        self.assertEqual('n1.ign', os.path.basename(inside))
+        self.assertEqual('1be26c0b-03f2-4d2e-ae87-c02d7f33c123.ign',
+                         os.path.basename(inside))
         self.assertTrue(inside.startswith('/run/ironic-coreos/install-'))
         hardware_manager.remove_ignition(host_file)
         self.assertEqual([], os.listdir(self.work_dir))

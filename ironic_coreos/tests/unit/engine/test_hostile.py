@@ -50,6 +50,12 @@ hypothesis.settings.register_profile(
 hypothesis.settings.register_profile(
     'fuzz', max_examples=20000, deadline=None,
     suppress_health_check=list(hypothesis.HealthCheck))
+# Only the failing examples saved in hypothesis' database (tools/fuzz.py
+# replays them for a test that its time-up stopped).
+hypothesis.settings.register_profile(
+    'replay', deadline=None,
+    phases=[hypothesis.Phase.explicit, hypothesis.Phase.reuse],
+    suppress_health_check=list(hypothesis.HealthCheck))
 PROFILE = hypothesis.settings.get_profile(
     os.environ.get('IRONIC_COREOS_HYPOTHESIS_PROFILE', 'ci'))
 
