@@ -1093,10 +1093,13 @@ class _Validator:
                        % _show(version),
                        'write "%s"' % _version_guess(version, newest))
             return None
+        # A matching version may still be long (digits without end): it
+        # is shortened in messages.
+        shown = version if len(version) <= 40 else version[:37] + '...'
         if match.group(1) in ('1', '2'):
             self.error(path, 'spec %s is the Ignition %s.x format, which '
                        'CoreOS (Ignition spec 3) no longer reads'
-                       % (version, match.group(1)),
+                       % (shown, match.group(1)),
                        'write the config with Butane (variant fcos or '
                        'rhcos) and translate it to spec 3, or convert it '
                        'with ign-converter')
@@ -1104,23 +1107,23 @@ class _Validator:
         if match.group(4):
             self.error(path, 'experimental spec %s is not accepted: each '
                        'Ignition release reads only its own experimental '
-                       'version, which changes without notice' % version,
+                       'version, which changes without notice' % shown,
                        'use a stable version up to %s' % newest)
             return None
         if version not in spec.STABLE_VERSIONS:
             self.error(path, 'unknown spec version %s; known stable '
-                       'versions are %s' % (version,
+                       'versions are %s' % (shown,
                                             ', '.join(spec.STABLE_VERSIONS)),
                        'declare a stable version up to %s' % newest)
             return None
         if not spec.at_least(newest, version):
             self.error(path, 'spec %s is newer than %s, the newest this '
                        'deployment accepts (%s)'
-                       % (version, newest, MAX_VERSION_OPTION),
+                       % (shown, newest, MAX_VERSION_OPTION),
                        'produce a %s or older config (e.g. an older Butane '
                        'variant version), or raise %s if the CoreOS release '
                        'being installed reads spec %s'
-                       % (newest, MAX_VERSION_OPTION, version))
+                       % (newest, MAX_VERSION_OPTION, shown))
         return version
 
     # Shape: types, unknown keys, keys of newer specs

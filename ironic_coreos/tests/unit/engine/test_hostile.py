@@ -382,6 +382,17 @@ class TestRegressions(unittest.TestCase):
         self.assertIn('NaN is not a JSON value', report.errors[0].message)
         self.assertEqual(1, report.errors[0].line)
 
+    def test_long_version_is_shortened_in_the_message(self):
+        # Found by tools/fuzz.py: a version of the form X.Y.Z with
+        # thousands of digits was quoted whole.
+        version = '3.3' + '9' * 5000 + '.0'
+        report = ignition.validate({'ignition': {'version': version}})
+        self.assertEqual(['$.ignition.version'],
+                         [p.path for p in report.errors])
+        self.assertLess(len(str(report.errors[0])), 1000)
+        self.assertIn('unknown spec version 3.3999',
+                      report.errors[0].message)
+
     def test_too_big(self):
         report = ignition.validate(' ' * (ignition.MAX_CONFIG_SIZE + 1))
         self.assertIn('the limit is', report.errors[0].message)
