@@ -20,9 +20,9 @@ to the others), round after round with fresh random seeds, until the time
 is up. A test that saw a failing example where its time-up stopped it is
 then run again on hypothesis' saved failing examples alone, and judged.
 It prints, per property, the number of examples hypothesis ran and how
-many failed, and exits non-zero if any
-test failed (the failing example is in the test output and in hypothesis'
-example database, ``.hypothesis/``, which replays it on the next run).
+many failed, and exits non-zero if any test failed (the failing example
+is in the test output and in hypothesis' example database,
+``.hypothesis/``, which replays it on the next run).
 
 Run it from the top of the source tree with the unit-test environment's
 Python, e.g. ``nice -n 19 .tox/py3/bin/python tools/fuzz.py``.

@@ -115,15 +115,12 @@ def find_installer():
     return None
 
 
-def node_uuid_of(node):
-    """The node's UUID in its canonical form, or None.
+def canonical_uuid(value):
+    """A node UUID in its canonical form, or None when it is not one.
 
     The UUID names the Ignition file and appears in log lines: anything
     that is not a UUID (a path, text that cannot be written) is not used.
-
-    :param node: the node as a dict (or anything else).
     """
-    value = node.get('uuid') if isinstance(node, dict) else None
     if isinstance(value, str) and uuidutils.is_uuid_like(value):
         return str(uuid.UUID(value))
     return None
@@ -148,7 +145,7 @@ def write_ignition(data, node_uuid=None):
     # shared (e.g. /tmp), so its mode is not changed.
     host_dir = tempfile.mkdtemp(prefix='install-', dir=host_work_dir)
     os.chmod(host_dir, 0o700)
-    name = '%s.ign' % (node_uuid_of({'uuid': node_uuid}) or 'config')
+    name = '%s.ign' % (canonical_uuid(node_uuid) or 'config')
     host_file = os.path.join(host_dir, name)
     try:
         fd = os.open(host_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -243,7 +240,7 @@ class CoreOSHardwareManager(hardware.HardwareManager):
         :raises: DeploymentError naming what is wrong and what to do.
         """
         node = node or {}
-        node_uuid = node_uuid_of(node)
+        node_uuid = canonical_uuid(node.get('uuid'))
         try:
             args = installer.parse_args(kwargs, node)
         except exception.InvalidArgument as exc:

@@ -364,12 +364,17 @@ def _step(key):
     return '[%s]' % json.dumps(key)
 
 
-def _show(text, limit=40):
-    """A short quoted rendering of a key or name (never of contents)."""
+def _shorten(text, limit=40):
+    """A key or name cut to ``limit`` characters for a message."""
     text = str(text)
     if len(text) > limit:
         text = text[:limit - 3] + '...'
-    return json.dumps(text)
+    return text
+
+
+def _show(text, limit=40):
+    """A short quoted rendering of a key or name (never of contents)."""
+    return json.dumps(_shorten(text, limit))
 
 
 def _scan(text, wanted=None):
@@ -1093,9 +1098,8 @@ class _Validator:
                        % _show(version),
                        'write "%s"' % _version_guess(version, newest))
             return None
-        # A matching version may still be long (digits without end): it
-        # is shortened in messages.
-        shown = version if len(version) <= 40 else version[:37] + '...'
+        # A matching version may still be long (digits without end).
+        shown = _shorten(version)
         if match.group(1) in ('1', '2'):
             self.error(path, 'spec %s is the Ignition %s.x format, which '
                        'CoreOS (Ignition spec 3) no longer reads'

@@ -888,6 +888,21 @@ class TestWriteIgnition(Base):
         hardware_manager.remove_ignition(host_file)
         self.assertEqual([], os.listdir(self.work_dir))
 
+    def test_path_as_uuid_names_no_file(self):
+        # Found by tools/fuzz.py: the node's UUID named the file unchecked.
+        for value in ('../../escape', '/etc/passwd', '\ud800', 7, None):
+            inside, host_file = hardware_manager.write_ignition(b'{}', value)
+            self.addCleanup(hardware_manager.remove_ignition, host_file)
+            self.assertEqual('config.ign', os.path.basename(host_file))
+            self.assertTrue(host_file.startswith(self.root + '/'))
+            self.assertTrue(inside.endswith('/config.ign'))
+
+    def test_uuid_names_the_file(self):
+        uuid = 'C0FFEE00-0000-4000-8000-000000000001'
+        inside, host_file = hardware_manager.write_ignition(b'{}', uuid)
+        self.addCleanup(hardware_manager.remove_ignition, host_file)
+        self.assertEqual(uuid.lower() + '.ign', os.path.basename(host_file))
+
     def test_two_installs_never_share_a_file(self):
         first = hardware_manager.write_ignition(b'{}', 'n1')
         second = hardware_manager.write_ignition(b'{}', 'n1')

@@ -155,27 +155,9 @@ class TestInstallCoreOSHostile(base.IronicAgentTest):
             hostile.assertPublic(self, str(exc))
             self.assertNotIn('internal error', str(exc))
 
-
-class TestNodeUUID(base.IronicAgentTest):
-    """Inputs that once broke the step, kept as regular tests."""
-
-    def setUp(self):
-        super().setUp()
-        self.log = self.useFixture(fixtures.FakeLogger(level='DEBUG'))
-        self.root = self.useFixture(fixtures.TempDir()).path
-        os.chmod(self.root, 0o755)
-        self.config(host_root=self.root, group='coreos')
-
     def test_lone_surrogate_is_not_logged(self):
         # Found by tools/fuzz.py: the log line could not be written.
-        self.useFixture(fixtures.MockPatchObject(
-            hardware, 'dispatch_to_managers', autospec=True,
-            return_value=DEVICE))
-        self.useFixture(fixtures.MockPatchObject(
-            hardware_manager, 'write_ignition', autospec=True,
-            side_effect=_Checked))
-        hwm = hardware_manager.CoreOSHardwareManager()
-        self.assertRaises(_Checked, hwm.install_coreos,
+        self.assertRaises(_Checked, self.hwm.install_coreos,
                           {'uuid': '\ud800'}, [],
                           ignition={'ignition': {'version': '3.3.0'}})
         self.assertIn('install_coreos on node None', self.log.output)
@@ -183,30 +165,12 @@ class TestNodeUUID(base.IronicAgentTest):
     def test_step_argument_named_node(self):
         # Found by tools/fuzz.py: a step argument "node" or "ports" was a
         # TypeError of the call.
-        self.useFixture(fixtures.MockPatchObject(
-            hardware, 'dispatch_to_managers', autospec=True,
-            return_value=DEVICE))
-        hwm = hardware_manager.CoreOSHardwareManager()
         for name in ('node', 'ports'):
             exc = self.assertRaises(
-                errors.DeploymentError, hwm.install_coreos, {}, [],
+                errors.DeploymentError, self.hwm.install_coreos, {}, [],
                 ignition={'ignition': {'version': '3.3.0'}},
                 **{name: {}})
             self.assertIn(name, str(exc))
-
-    def test_path_as_uuid_names_no_file(self):
-        for value in ('../../escape', '/etc/passwd', '\ud800', 7, None):
-            inside, host_file = hardware_manager.write_ignition(b'{}', value)
-            self.addCleanup(hardware_manager.remove_ignition, host_file)
-            self.assertEqual('config.ign', os.path.basename(host_file))
-            self.assertTrue(host_file.startswith(self.root + '/'))
-            self.assertTrue(inside.endswith('/config.ign'))
-
-    def test_uuid_names_the_file(self):
-        uuid = 'C0FFEE00-0000-4000-8000-000000000001'
-        inside, host_file = hardware_manager.write_ignition(b'{}', uuid)
-        self.addCleanup(hardware_manager.remove_ignition, host_file)
-        self.assertEqual(uuid.lower() + '.ign', os.path.basename(host_file))
 
 
 class TestUnexpected(base.IronicAgentTest):
