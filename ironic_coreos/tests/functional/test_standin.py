@@ -225,6 +225,18 @@ class TestImageSources(StandinTestCase):
         self.assertEqual(data + b'tail',
                          b''.join(installer._decompressed(chunks)))
 
+    def test_decompressed_pieces_are_bounded(self):
+        # A run of zeros compresses a thousandfold: one chunk read must not
+        # become one huge piece in memory, for either format.
+        zeros = bytes(64 * installer.MIB)
+        for packed in (gzip.compress(zeros, compresslevel=1)
+                       + gzip.compress(b'tail'),
+                       lzma.compress(zeros, preset=0) + lzma.compress(b'tail')):
+            pieces = list(installer._decompressed([packed]))
+            self.assertLessEqual(max(len(p) for p in pieces),
+                                 installer.OUT_CHUNK)
+            self.assertEqual(zeros + b'tail', b''.join(pieces))
+
     def test_progress_lines(self):
         rc, lines = self.install()
         self.assertEqual(0, rc)

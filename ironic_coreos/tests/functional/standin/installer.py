@@ -70,6 +70,8 @@ SYS_DEV_BLOCK = '/sys/dev/block'
 BLKRRPART = 0x125F
 MIB = disk.MIB
 CHUNK = MIB
+#: Largest piece of decompressed image held at once.
+OUT_CHUNK = 4 * MIB
 FETCH_TIMEOUT = 30
 
 XZ_MAGIC = b'\xfd7zXZ\x00'
@@ -737,22 +739,35 @@ def _decompressed(chunks):
     dec = make()
 
     def feed(data):
+        # NOTE: at most OUT_CHUNK out of each call: a MiB of a gzip'd run
+        # of zeros is a GiB decompressed.
         nonlocal dec
-        out = []
-        while data:
+        while True:
             if dec.eof:
+                if not data:
+                    return
                 # Concatenated streams (multi-member gzip, xz padding).
                 dec = make()
             try:
-                out.append(dec.decompress(data))
+                out = dec.decompress(data, OUT_CHUNK)
             except (lzma.LZMAError, zlib.error, EOFError) as exc:
                 raise InstallError('decompressing image: %s' % exc)
-            data = dec.unused_data if dec.eof else b''
-        return b''.join(out)
+            if out:
+                yield out
+            if dec.eof:
+                data = dec.unused_data
+            elif hasattr(dec, 'unconsumed_tail'):
+                data = dec.unconsumed_tail
+                if not data and len(out) < OUT_CHUNK:
+                    return
+            else:
+                data = b''
+                if dec.needs_input:
+                    return
 
-    yield feed(first)
+    yield from feed(first)
     for chunk in chunks:
-        yield feed(chunk)
+        yield from feed(chunk)
     if not dec.eof:
         raise InstallError('decompressing image: truncated stream')
 

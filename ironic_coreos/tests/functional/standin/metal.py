@@ -62,8 +62,10 @@ ESP_MIB = 127
 BOOT_MIB = 384
 #: Smallest root partition accepted.
 ROOT_MIN_MIB = 1536
-#: Size of the root partition of an image file (a disk gets all the rest).
-IMAGE_ROOT_MIB = 3072
+#: Size of the root partition of an image file (a disk gets all the rest):
+#: the live root's content (about 1 GiB) and room to spare. Every MiB of
+#: it is written on each ``--image-url`` install.
+IMAGE_ROOT_MIB = 2048
 
 BOOT_CSV = ('shimx64.efi,CoreOS-alike,,This is the boot entry for '
             'CoreOS-alike\n')
@@ -350,7 +352,11 @@ def make_image(path, payload_root, size_mib=None):
 
 
 def main(argv=None):
-    """``python -m ...standin.metal make-image PATH PAYLOAD_ROOT``."""
+    """``python -m ...standin.metal make-image PATH PAYLOAD_ROOT``.
+
+    ``sign PATH`` writes ``PATH.sig``, the signature the stand-in checks
+    for ``--image-url PATH``'s URL.
+    """
     import argparse
     import sys
 
@@ -360,7 +366,12 @@ def main(argv=None):
     make.add_argument('path')
     make.add_argument('payload_root')
     make.add_argument('--size-mib', type=int)
+    sign = sub.add_parser('sign')
+    sign.add_argument('path')
     args = parser.parse_args(argv)
+    if args.command == 'sign':
+        print(disk.make_signature(args.path))
+        return 0
     try:
         make_image(args.path, args.payload_root, args.size_mib)
     except disk.DiskError as exc:

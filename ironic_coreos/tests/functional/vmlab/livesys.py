@@ -52,8 +52,10 @@ class LiveSystem(object):
     ``kernel``, ``initramfs`` (without the root), ``rootfs`` (a cpio
     archive holding ``root.squashfs``, to append to the initramfs or to
     serve for ``coreos.live.rootfs_url=``), ``grub_efi``, ``metal`` (the
-    installed system as a sparse raw GPT disk image) and ``info`` (the
-    build's ``build.json``).
+    installed system as a sparse raw GPT disk image), ``metal_gz`` (the
+    same, gzip-compressed, with its stand-in signature at
+    ``metal_gz + '.sig'``: for ``--image-url``) and ``info`` (the build's
+    ``build.json``).
     """
 
     def __init__(self, directory):
@@ -63,6 +65,7 @@ class LiveSystem(object):
         self.rootfs = os.path.join(directory, 'rootfs.img')
         self.grub_efi = os.path.join(directory, 'BOOTX64.EFI')
         self.metal = os.path.join(directory, 'metal.raw')
+        self.metal_gz = os.path.join(directory, 'metal.raw.gz')
         with open(os.path.join(directory, 'build.json')) as f:
             self.info = json.load(f)
 
