@@ -30,9 +30,10 @@ from ironic_coreos.tests.functional.vmlab import scenario
 PHASES = ('power_on', 'lookup', 'install', 'teardown', 'active', 'ssh')
 
 
-def metal3_steps():
+def metal3_steps(image_url):
     return [{'interface': 'deploy', 'step': 'install_coreos',
-             'priority': 80, 'args': {'append_kargs': [scenario.KARG]}}]
+             'priority': 80, 'args': {'image_url': image_url,
+                                      'append_kargs': [scenario.KARG]}}]
 
 
 def _memory(probe_samples):
@@ -48,8 +49,10 @@ def run(args):
                'deployments': {}}
     try:
         cases = [('coreos', 0, {'instance_info': {
+            'image_source': setup.image_url,
             'coreos_append_kargs': json.dumps([scenario.KARG])}}),
-            ('custom-agent', 1, {'deploy_steps': metal3_steps()})]
+            ('custom-agent', 1, {'deploy_steps': metal3_steps(
+                setup.image_url)})]
         for interface, index, extra in cases:
             vm = setup.lab.vms[index]
             setup.enroll(vm, interface)

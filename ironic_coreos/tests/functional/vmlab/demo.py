@@ -62,8 +62,9 @@ def run(args):
         printer.start()
         dep = scenario.Deployment(setup, vm)
         dep.deploy(config_drive=scenario.iso_drive(setup, vm, 'vmlab-demo'),
-                   instance_info={'coreos_append_kargs': json.dumps(
-                       [scenario.KARG])})
+                   instance_info={'image_source': setup.image_url,
+                                  'coreos_append_kargs': json.dumps(
+                                      [scenario.KARG])})
         data = dep.wait(timeout=args.timeout)
         time.sleep(1)
         stop.set()

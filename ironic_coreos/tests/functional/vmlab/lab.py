@@ -816,14 +816,24 @@ class Lab(object):
         again, so every word is quoted: ``['sh', '-c', 'a; b']`` runs
         ``a; b`` under ``sh``, not ``sh -c a`` and then ``b`` as the user.
         """
-        argv = ['ssh', '-i', key, '-o', 'BatchMode=yes',
-                '-o', 'StrictHostKeyChecking=no',
-                '-o', 'UserKnownHostsFile=/dev/null',
-                '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR',
-                '%s@%s' % (user, ip), '--', shlex.join(command)]
         with netns.inside(self.netns):
-            return subprocess.run(argv, capture_output=True, text=True,
+            return subprocess.run(_ssh_argv(ip, command, key, user),
+                                  capture_output=True, text=True,
                                   timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def ssh_stream(self, ip, command, key, user='core'):
+        """Start ``command`` over SSH; its output is read as it comes.
+
+        :returns: the subprocess.Popen (text stdout, stderr discarded);
+            the caller stops it.
+        """
+        with netns.inside(self.netns):
+            return subprocess.Popen(
+                _ssh_argv(ip, command, key, user,
+                          ('-o', 'ServerAliveInterval=5',
+                           '-o', 'ServerAliveCountMax=3')),
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL, text=True, bufsize=1)
 
     def push_image(self, archive, name, uncompressed=True):
         """Push an OCI archive to the lab registry; returns its reference.
@@ -922,6 +932,20 @@ class Lab(object):
         for pid in _lab_pids(self.run_id, self.state_dir):
             if _cmdline(pid).startswith(QEMU):
                 resources.kill_process(pid, grace=3.0)
+
+
+def _ssh_argv(ip, command, key, user, extra=()):
+    """SSH argv for ``command`` (an argv list) on ``user@ip``.
+
+    SSH hands the remote side one string that the login shell splits
+    again, so every word is quoted.
+    """
+    return (['ssh', '-i', key, '-o', 'BatchMode=yes',
+             '-o', 'StrictHostKeyChecking=no',
+             '-o', 'UserKnownHostsFile=/dev/null',
+             '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR']
+            + list(extra) + ['%s@%s' % (user, ip), '--',
+                             shlex.join(command)])
 
 
 def _cmdline(pid):

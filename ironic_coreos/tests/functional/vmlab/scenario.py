@@ -177,6 +177,11 @@ class Setup(object):
                                                     'initramfs.img')
                 self.rootfs_url = self.lab.publish(self.live.rootfs,
                                                    'rootfs.img')
+            # The installed system, for coreos-installer --image-url (with
+            # its signature next to it, as on CoreOS's own servers).
+            self.image_url = self.lab.publish(self.live.metal_gz,
+                                              'metal.raw.gz')
+            self.lab.publish(self.live.metal_gz + '.sig', 'metal.raw.gz.sig')
             self.key, self.pubkey = ssh_keypair(self.lab.path())
             with open(self.lab.path('live.pub'), 'w') as f:
                 f.write(self.pubkey + '\n')
@@ -193,13 +198,10 @@ class Setup(object):
 
     def sizes(self):
         """Bytes each node downloads: kernel, initramfs, rootfs, image."""
-        sizes = {name: os.path.getsize(path) for name, path in (
+        return {name: os.path.getsize(path) for name, path in (
             ('kernel', self.live.kernel), ('initramfs', self.live.initramfs),
-            ('rootfs', self.live.rootfs), ('agent_image', self.archive))}
-        if os.path.exists(self.live.metal):
-            st = os.stat(self.live.metal)
-            sizes['os_image_allocated'] = st.st_blocks * 512
-        return sizes
+            ('rootfs', self.live.rootfs), ('agent_image', self.archive),
+            ('os_image_gz', self.live.metal_gz))}
 
     def enroll(self, vm, deploy_interface, automated_clean=None):
         """Live Ignition for ``vm``, then enroll it to ``available``."""
@@ -235,21 +237,25 @@ class Setup(object):
 class LiveProbe(object):
     """Looks into the live system over SSH while the agent works.
 
-    Samples, every few seconds: whether the installer runs, whether the
-    VM disk has partitions, and the files in the agent's work directory.
+    One SSH session samples every two seconds or so: whether the installer
+    runs, whether the VM disk has partitions, and the files in the agent's
+    work directory. (A new session per sample took 10-20 s under
+    emulation and missed the few seconds between the installer's end and
+    the power-off.) The session is opened again when it drops.
     """
 
-    COMMAND = ['sudo', 'sh', '-c',
-               # NOTE: [c] keeps pgrep from finding this very command.
-               'pgrep -f "[c]oreos-installer" >/dev/null && echo RUNNING; '
-               # NOTE: read the partition table from the disk: the
-               # kernel's view (/sys/block/vda/vda1) was seen without
-               # partitions while the installer was writing them.
-               '[ "$(blkid -p -o value -s PTTYPE /dev/vda)" = gpt ] '
-               '&& echo PARTITIONED; '
-               'find %s -mindepth 1 -printf "FILE %%p %%m\\n" 2>/dev/null; '
-               'free -m | awk \'/^Mem:/ {print "MEMUSED", $3}\'; '
-               'echo DONE' % WORK_DIR]
+    SAMPLE = (
+        # NOTE: [c] keeps pgrep from finding this very command.
+        'pgrep -f "[c]oreos-installer" >/dev/null && echo RUNNING; '
+        # NOTE: read the partition table from the disk: the kernel's view
+        # (/sys/block/vda/vda1) was seen without partitions while the
+        # installer was writing them.
+        '[ "$(blkid -p -o value -s PTTYPE /dev/vda)" = gpt ] '
+        '&& echo PARTITIONED; '
+        'find %s -mindepth 1 -printf "FILE %%p %%m\\n" 2>/dev/null; '
+        'free -m | awk \'/^Mem:/ {print "MEMUSED", $3}\'; '
+        'echo DONE' % WORK_DIR)
+    COMMAND = ['sudo', 'sh', '-c', 'while :; do %s; sleep 2; done' % SAMPLE]
 
     #: Once the installer ran: the live boot's milestones from its
     #: journal, in seconds since the guest's kernel started.
@@ -265,6 +271,8 @@ class LiveProbe(object):
         self.vm = vm
         self.samples = []
         self.timeline = None
+        self._timeline_thread = None
+        self._proc = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name='vmlab-probe')
@@ -275,20 +283,46 @@ class LiveProbe(object):
 
     def stop(self):
         self._stop.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
         self._thread.join(timeout=60)
+        if self._timeline_thread is not None:
+            self._timeline_thread.join(timeout=60)
 
     def _run(self):
         while not self._stop.is_set():
             try:
-                proc = self.setup.lab.ssh(self.vm, self.vm.ip, self.COMMAND,
-                                          self.setup.key, timeout=20)
+                self._proc = self.setup.lab.ssh_stream(
+                    self.vm.ip, self.COMMAND, self.setup.key)
             except Exception:
-                proc = None
-            if proc is not None and 'DONE' in proc.stdout:
-                self.samples.append((time.monotonic(), proc.stdout))
-                if self.timeline is None and 'RUNNING' in proc.stdout:
-                    self._read_timeline()
+                self._proc = None
+            if self._proc is not None:
+                if self._stop.is_set():
+                    self._proc.terminate()
+                self._read(self._proc)
             self._stop.wait(3)
+
+    def _read(self, proc):
+        lines = []
+        try:
+            for line in proc.stdout:
+                if line.strip() != 'DONE':
+                    lines.append(line)
+                    continue
+                text = ''.join(lines) + 'DONE\n'
+                lines = []
+                self.samples.append((time.monotonic(), text))
+                if 'RUNNING' in text and self._timeline_thread is None:
+                    self._timeline_thread = threading.Thread(
+                        target=self._read_timeline, daemon=True,
+                        name='vmlab-probe-timeline')
+                    self._timeline_thread.start()
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait()
 
     def _read_timeline(self):
         try:

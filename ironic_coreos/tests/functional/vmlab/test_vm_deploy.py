@@ -197,8 +197,9 @@ class CoreOSInterfaceTest(VMTestCase):
         log_mark = len(self.lab.ironic.log_tail(50 << 20))
         dep, data = self.deploy(
             vm, config_drive=drive,
-            instance_info={'coreos_append_kargs': json.dumps(
-                [scenario.KARG])})
+            instance_info={'image_source': self.setup.image_url,
+                           'coreos_append_kargs': json.dumps(
+                               [scenario.KARG])})
         self.assertActive(data, vm)
         self.check_installed(dep, vm.static_ip, HOSTNAME % 0,
                              kargs=[scenario.KARG])
@@ -216,8 +217,10 @@ class CoreOSInterfaceTest(VMTestCase):
             dep = scenario.Deployment(self.setup, vm)
         else:
             vm = self.vm(0, 'coreos')
-            dep, data = self.deploy(vm, config_drive=scenario.iso_drive(
-                self.setup, vm, HOSTNAME % 0))
+            dep, data = self.deploy(
+                vm, config_drive=scenario.iso_drive(self.setup, vm,
+                                                    HOSTNAME % 0),
+                instance_info={'image_source': self.setup.image_url})
             self.assertActive(data, vm)
         dep.wait_ssh(vm.static_ip)
         dep.run(vm.static_ip, ['sudo', 'touch', '/var/lib/vmlab/first-life'])
@@ -244,7 +247,10 @@ class CoreOSInterfaceTest(VMTestCase):
         self.lab.ironic.cli('node', 'set', vm.node, '--automated-clean',
                             'false')
         drive = scenario.iso_drive(self.setup, vm, HOSTNAME % 0)
-        dep, data = self.deploy(vm, config_drive=drive)
+        # NOTE: the undeploy emptied instance_info.
+        dep, data = self.deploy(
+            vm, config_drive=drive,
+            instance_info={'image_source': self.setup.image_url})
         self.assertActive(data, vm)
         self.check_installed(dep, vm.static_ip, HOSTNAME % 0)
         self.assertNotIn('first-life', dep.run(
@@ -268,7 +274,8 @@ class CustomAgentAndFaultTest(VMTestCase):
                               'meta_data': {'uuid': vm.uuid}},
             deploy_steps=[{'interface': 'deploy', 'step': 'install_coreos',
                            'priority': 80,
-                           'args': {'append_kargs': [scenario.KARG]}}])
+                           'args': {'image_url': self.setup.image_url,
+                                    'append_kargs': [scenario.KARG]}}])
         self.assertActive(data, vm)
         self.check_installed(dep, vm.static_ip, HOSTNAME % 1,
                              kargs=[scenario.KARG])
@@ -278,8 +285,9 @@ class CustomAgentAndFaultTest(VMTestCase):
         """Scenario 4: the VM loses power during the install."""
         vm = self.vm(0, 'coreos')
         drive = scenario.iso_drive(self.setup, vm, HOSTNAME % 1)
+        image = {'image_source': self.setup.image_url}
         dep = scenario.Deployment(self.setup, vm)
-        dep.deploy(config_drive=drive)
+        dep.deploy(config_drive=drive, instance_info=image)
         lab_mod.wait_for(
             'the installer running on %s' % vm.name,
             lambda: any('RUNNING' in s[1] for s in dep.probe.samples),
@@ -299,6 +307,6 @@ class CustomAgentAndFaultTest(VMTestCase):
                           time.monotonic() - cut, data['last_error']))
         self.assertEqual('deploy failed', data['provision_state'])
         self.assertRegex(data['last_error'], '(?i)timeout|timed out')
-        dep, data = self.deploy(vm, config_drive=drive)
+        dep, data = self.deploy(vm, config_drive=drive, instance_info=image)
         self.assertActive(data, vm)
         self.check_installed(dep, vm.static_ip, HOSTNAME % 1)
