@@ -157,6 +157,18 @@ vmedia_opts = [
                      'written into its configuration file in the per-node '
                      'ISO. A node\'s driver_info/coreos_agent_options '
                      '(a JSON object of the same keys) overrides them.'),
+    cfg.ListOpt('live_insecure_registries',
+                default=[],
+                help='Registries (HOST[:PORT]) from which the live system '
+                     'of the coreos-*-virtual-media boot interfaces pulls '
+                     'the agent image without TLS verification (plain '
+                     'HTTP is allowed), e.g. a registry on the provisioning '
+                     'network without a certificate.'),
+    cfg.StrOpt('live_ssh_keys_file',
+               help='File of SSH public keys (one per line, # for '
+                    'comments) that the coreos-*-virtual-media boot '
+                    'interfaces authorize for the user core of the live '
+                    'system, for debugging. Unset: no SSH login.'),
     cfg.StrOpt('live_iso_master_path',
                default='/var/lib/ironic/master_coreos_live_isos',
                help='Directory where the stock CoreOS live ISOs are cached '

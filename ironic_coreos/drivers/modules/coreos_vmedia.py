@@ -268,6 +268,22 @@ def _ca_bundle():
                          '%(err)s'), path=path, err=exc.strerror or exc)
 
 
+def _ssh_keys():
+    path = CONF.coreos.live_ssh_keys_file
+    if not path:
+        return []
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _invalid(_('[coreos]live_ssh_keys_file %(path)s cannot be '
+                         'read: %(err)s; give a file of SSH public keys, '
+                         'one per line'), path=path,
+                       err=getattr(exc, 'strerror', None) or exc)
+    return [line.strip() for line in lines
+            if line.strip() and not line.lstrip().startswith('#')]
+
+
 def live_ignition_config(task, ramdisk_params, keyfiles=()):
     """The live system's Ignition config for the node (bytes).
 
@@ -284,7 +300,8 @@ def live_ignition_config(task, ramdisk_params, keyfiles=()):
         config = live_ignition.build(
             agent_image(node), api_url=api_url,
             options=agent_options(node), ca_bundle=_ca_bundle(),
-            keyfiles=keyfiles)
+            insecure=CONF.coreos.live_insecure_registries,
+            ssh_keys=_ssh_keys(), keyfiles=keyfiles)
     except engine_exc.InvalidIgnition as exc:
         raise _invalid(_('Node %(node)s: the live system\'s Ignition config '
                          'is invalid: %(err)s'), node=node.uuid, err=exc)
@@ -528,6 +545,7 @@ class CoreOSVirtualMediaMixin(object):
         live_iso_source(node, mode)
         agent_image(node)
         agent_options(node)
+        _ssh_keys()
         _check_publishing(node)
         network_keyfiles(task)
 

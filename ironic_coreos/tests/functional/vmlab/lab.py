@@ -340,17 +340,21 @@ class Lab(object):
     :param ironic_options: {(section, option): value} for ironic.conf.
     :param memory_mib: guest memory of each VM.
     :param keep: keep the state directory (logs, consoles).
+    :param no_dhcp: indexes of the VMs that get no DHCP answer (dnsmasq
+        ignores their MAC): on their segment, only static addresses work.
     """
 
     def __init__(self, vms=1, deploy_interfaces=('custom-agent', 'direct',
                                                  'coreos'),
-                 ironic_options=None, memory_mib=3072, keep=None):
+                 ironic_options=None, memory_mib=3072, keep=None,
+                 no_dhcp=()):
         self.run_id = uuid.uuid4().hex[:4]
         self.marker = 'IRONIC_COREOS_E2E_RUN=%s' % self.run_id
         self.state_dir = os.path.join(resources.RUNS_ROOT, 'vm' + self.run_id)
         self.netns = 'icos-vm%s' % self.run_id
         self.bridge = 'icbr0'
         self.vm_count = vms
+        self.no_dhcp = frozenset(no_dhcp)
         self.memory_mib = memory_mib
         self.deploy_interfaces = list(deploy_interfaces)
         self.ironic_options = dict(ironic_options or {})
@@ -523,7 +527,10 @@ class Lab(object):
             'dhcp-boot=tag:ipxe,%s' % self.url('httpboot', '/boot.ipxe'),
         ]
         for vm in self.vms:
-            lines.append('dhcp-host=%s,%s,%s' % (vm.mac, vm.ip, vm.name))
+            if vm.index in self.no_dhcp:
+                lines.append('dhcp-host=%s,ignore' % vm.mac)
+            else:
+                lines.append('dhcp-host=%s,%s,%s' % (vm.mac, vm.ip, vm.name))
         with open(conf, 'w') as f:
             f.write('\n'.join(lines) + '\n')
         self.spawn('dnsmasq', [DNSMASQ, '--keep-in-foreground',
@@ -601,6 +608,12 @@ class Lab(object):
                    ready=lambda: os.path.exists(self.libvirt_sock)
                    and self.virsh('version', check=False, quiet=True)
                    is not None)
+        # Where the BMC keeps virtual media images: sushy-tools' libvirt
+        # driver uses the pool named "default".
+        pool = os.path.join(root, 'pool')
+        os.makedirs(pool)
+        self.virsh('pool-define-as', 'default', 'dir', '--target', pool)
+        self.virsh('pool-start', 'default')
 
     def virsh(self, *args, check=True, quiet=False):
         """Run virsh against the lab's libvirtd.
@@ -652,7 +665,8 @@ class Lab(object):
         http_url = self.url('httpboot')
         opts = {
             ('DEFAULT', 'enabled_hardware_types'): 'coreos-redfish',
-            ('DEFAULT', 'enabled_boot_interfaces'): 'ipxe',
+            ('DEFAULT', 'enabled_boot_interfaces'):
+                'ipxe,coreos-redfish-virtual-media',
             ('DEFAULT', 'enabled_power_interfaces'): 'redfish',
             ('DEFAULT', 'enabled_management_interfaces'): 'redfish',
             ('DEFAULT', 'enabled_inspect_interfaces'): 'no-inspect',
@@ -675,6 +689,13 @@ class Lab(object):
             ('pxe', 'ipxe_timeout'): '120',
             ('pxe', 'ipxe_use_swift'): 'false',
             ('redfish', 'use_swift'): 'false',
+            # The per-node live ISOs of coreos-redfish-virtual-media: the
+            # lab registry has no TLS; the live system lets the lab's key
+            # in (live.pub, written by scenario.Setup).
+            ('coreos', 'live_insecure_registries'): self.registry_host,
+            ('coreos', 'live_ssh_keys_file'): self.path('live.pub'),
+            ('coreos', 'live_iso_master_path'): self.path('ironic',
+                                                          'master_isos'),
         }
         opts.update(self.ironic_options)
         self.ironic = LabIronic(
@@ -712,15 +733,18 @@ class Lab(object):
 
     def enroll(self, vm, deploy_interface='coreos', deploy_kernel=None,
                deploy_ramdisk=None, kernel_append_params=None,
-               driver_info=None, automated_clean=None):
+               driver_info=None, automated_clean=None, boot_interface='ipxe',
+               network_data=None):
         """Enroll ``vm`` as an operator would and take it to ``available``.
 
+        :param network_data: the node's network_data (a dict), for the
+            live system of virtual media boots.
         :returns: the node's uuid (also ``vm.node``).
         """
         args = ['node', 'create', '--driver', 'coreos-redfish',
                 '--name', vm.name, '--uuid', vm.uuid,
                 '--deploy-interface', deploy_interface,
-                '--boot-interface', 'ipxe',
+                '--boot-interface', boot_interface,
                 '--power-interface', 'redfish',
                 '--management-interface', 'redfish',
                 '--network-interface', 'noop',
@@ -745,6 +769,11 @@ class Lab(object):
         if automated_clean is not None:
             args += ['--automated-clean' if automated_clean
                      else '--no-automated-clean']
+        if network_data is not None:
+            path = os.path.join(vm.dir, 'network_data.json')
+            with open(path, 'w') as f:
+                json.dump(network_data, f)
+            args += ['--network-data', path]
         created = self.ironic.cli(*args, json_out=True)
         vm.node = created['uuid']
         self.ironic.cli('port', 'create', vm.mac, '--node', vm.node)

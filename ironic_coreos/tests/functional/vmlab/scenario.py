@@ -129,6 +129,7 @@ class Setup(object):
 
     :param vms: number of VMs (at most two run at once).
     :param log: file for progress lines (default stdout).
+    :param no_dhcp: indexes of VMs that get no DHCP answer.
     :param rootfs: ``append``: the live root (``rootfs.img``) appended to
         the initramfs that iPXE loads (the kernel unpacks it); ``url``:
         fetched by the initramfs from ``coreos.live.rootfs_url=`` (curl
@@ -136,7 +137,7 @@ class Setup(object):
     """
 
     def __init__(self, vms=1, log=None, ironic_options=None,
-                 rootfs='append'):
+                 rootfs='append', no_dhcp=()):
         self.out = log or sys.stdout
         self.livesys = live_system()
         t = time.monotonic()
@@ -149,7 +150,7 @@ class Setup(object):
                  % (self.archive, time.monotonic() - t))
         self.lab = lab_mod.Lab(
             vms=vms, memory_mib=self.livesys.LIVE_MEMORY_MIB,
-            ironic_options=ironic_options)
+            ironic_options=ironic_options, no_dhcp=no_dhcp)
         t = time.monotonic()
         self.lab.start()
         try:
@@ -234,6 +235,41 @@ class Setup(object):
                                automated_clean=automated_clean)
 
 
+    def live_iso_url(self):
+        """URL of the CoreOS-alike's stock live ISO (built on first use).
+
+        The ``coreos-redfish-virtual-media`` boot interface writes its
+        per-node copy; see :mod:`.liveiso`.
+        """
+        name = 'coreos-alike-live.iso'
+        path = os.path.join(self.lab.files_dir, name)
+        if not os.path.exists(path):
+            from ironic_coreos.tests.functional.vmlab import liveiso
+            t = time.monotonic()
+            liveiso.build(self.live, path)
+            self.say('live ISO %s: %.0f MB (%.0fs)' % (
+                name, os.path.getsize(path) / 1e6, time.monotonic() - t))
+        return self.lab.url('files', '/' + name)
+
+    def enroll_vmedia(self, vm, deploy_interface, automated_clean=False):
+        """Enroll ``vm`` for virtual media boots with a static address.
+
+        The node's network_data gives the live system ``vm.static_ip``;
+        the agent advertises that address (on a link-local network it
+        cannot pick one itself).
+        """
+        options = {'DEFAULT.advertise_host': vm.static_ip,
+                   'DEFAULT.lookup_timeout': 900}
+        return self.lab.enroll(
+            vm, deploy_interface=deploy_interface,
+            boot_interface='coreos-redfish-virtual-media',
+            driver_info={'redfish_deploy_iso': self.live_iso_url(),
+                         'coreos_agent_image': self.image_ref,
+                         'coreos_agent_options': json.dumps(options)},
+            network_data=network_data(vm),
+            automated_clean=automated_clean)
+
+
 class LiveProbe(object):
     """Looks into the live system over SSH while the agent works.
 
@@ -266,9 +302,10 @@ class LiveProbe(object):
                 'Ignition finished|ironic-agent|ironic-python-agent|'
                 'Ironic Python Agent|Heartbeat|install_coreos" | head -60']
 
-    def __init__(self, setup, vm):
+    def __init__(self, setup, vm, ip=None):
         self.setup = setup
         self.vm = vm
+        self.ip = ip or vm.ip
         self.samples = []
         self.timeline = None
         self._timeline_thread = None
@@ -294,7 +331,7 @@ class LiveProbe(object):
         while not self._stop.is_set():
             try:
                 self._proc = self.setup.lab.ssh_stream(
-                    self.vm.ip, self.COMMAND, self.setup.key)
+                    self.ip, self.COMMAND, self.setup.key)
             except Exception:
                 self._proc = None
             if self._proc is not None:
@@ -326,7 +363,7 @@ class LiveProbe(object):
 
     def _read_timeline(self):
         try:
-            proc = self.setup.lab.ssh(self.vm, self.vm.ip, self.TIMELINE,
+            proc = self.setup.lab.ssh(self.vm, self.ip, self.TIMELINE,
                                       self.setup.key, timeout=60)
         except Exception:
             return
@@ -382,10 +419,11 @@ class Deployment(object):
     :param vm: the lab VM (enrolled).
     """
 
-    def __init__(self, setup, vm):
+    def __init__(self, setup, vm, live_ip=None):
         self.setup = setup
         self.lab = setup.lab
         self.vm = vm
+        self.live_ip = live_ip
         self.times = {}
         self.started = None
         self.started_wall = None
@@ -413,7 +451,8 @@ class Deployment(object):
         if deploy_steps is not None:
             args += ['--deploy-steps', json.dumps(deploy_steps)]
         if probe:
-            self.probe = LiveProbe(self.setup, self.vm).start()
+            self.probe = LiveProbe(self.setup, self.vm,
+                                   ip=self.live_ip).start()
         self.started = time.monotonic()
         self.started_wall = time.time()
         try:

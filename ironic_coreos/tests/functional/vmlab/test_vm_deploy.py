@@ -56,6 +56,13 @@ def metal3_config(setup, vm, hostname):
     return config
 
 
+def console_detail(vm):
+    """The tail of ``vm``'s serial console, as a test detail."""
+    return testtools.content.Content(
+        testtools.content_type.UTF8_TEXT,
+        lambda: [vm.console_text()[-20000:].encode()])
+
+
 class VMTestCase(testtools.TestCase):
     """One lab with one VM per class: two classes run side by side.
 
@@ -69,6 +76,8 @@ class VMTestCase(testtools.TestCase):
     #: Ironic's [conductor]deploy_callback_timeout in this class's lab:
     #: how long a node waits for its agent's next heartbeat.
     callback_timeout = 1500
+    #: More arguments of this class's scenario.Setup.
+    setup_kwargs = {}
 
     @classmethod
     def setUpClass(cls):
@@ -82,7 +91,8 @@ class VMTestCase(testtools.TestCase):
         try:
             cls.setup = scenario.Setup(vms=1, ironic_options={
                 ('conductor', 'deploy_callback_timeout'): timeout,
-                ('conductor', 'clean_callback_timeout'): timeout})
+                ('conductor', 'clean_callback_timeout'): timeout},
+                **cls.setup_kwargs)
         except Exception as e:
             cls.setup_error = 'the VM lab did not start: %s' % e
 
@@ -116,9 +126,7 @@ class VMTestCase(testtools.TestCase):
                 self.lab.wait(vm, ('available',), timeout=600)
             self.lab.ironic.cli('node', 'set', vm.node, '--deploy-interface',
                                 interface)
-        self.addDetail('console-%s' % vm.name, testtools.content.Content(
-            testtools.content_type.UTF8_TEXT,
-            lambda: [vm.console_text()[-20000:].encode()]))
+        self.addDetail('console-%s' % vm.name, console_detail(vm))
         return vm
 
     def deploy(self, vm, **kwargs):

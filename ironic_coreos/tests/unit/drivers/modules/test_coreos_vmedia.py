@@ -61,6 +61,9 @@ NETWORK_DATA = {
 RAMDISK_PARAMS = {'ipa-api-url': 'http://192.0.2.10:6385',
                   'ipa-global-request-id': 'req-1'}
 
+OPERATOR_KEY = ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwN'
+                'Dg8QERITFBUWFxgZGhscHR4f op@example')
+
 
 class VmediaTestBase(db_base.DbTestCase):
 
@@ -305,6 +308,32 @@ class LiveISOTestCase(VmediaTestBase):
         self.assertNotIn(SECRET, self.logger.output)
         self.assertIn('Wrote the live ISO of node %s' % node.uuid,
                       self.logger.output)
+
+    def test_insecure_registry_and_ssh_keys(self):
+        keys = os.path.join(self.tmp, 'keys.pub')
+        with open(keys, 'w') as f:
+            f.write('# the operator\n%s\n\n' % OPERATOR_KEY)
+        self.config(live_insecure_registries=['192.0.2.10:5000'],
+                    live_ssh_keys_file=keys, group='coreos')
+        self.build()
+        config = json.loads(live_media.LiveISO.open(
+            self.published()).ignition)
+        self.assertEqual([OPERATOR_KEY],
+                         config['passwd']['users'][0]['sshAuthorizedKeys'])
+        files = {f['path']: f for f in config['storage']['files']}
+        registries = merge.file_contents(
+            files[live_ignition.REGISTRIES_FILE]).decode()
+        self.assertIn('location = "192.0.2.10:5000"', registries)
+        self.assertIn('insecure = true', registries)
+
+    def test_unreadable_ssh_keys_file_refused_by_validate(self):
+        missing = os.path.join(self.tmp, 'nope.pub')
+        self.config(live_ssh_keys_file=missing, group='coreos')
+        exc = self.assertRaises(exception.InvalidParameterValue,
+                                self.validate, self.node)
+        self.assertIn('[coreos]live_ssh_keys_file %s' % missing, str(exc))
+        self.assertIn('one per line', str(exc))
+        self.assertNothingPublished()
 
     def test_old_iso_gets_keyfiles_through_ignition(self):
         # 2021-09: no live-initrd-network; the keyfile goes into Ignition.
