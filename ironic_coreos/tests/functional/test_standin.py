@@ -229,9 +229,10 @@ class TestImageSources(StandinTestCase):
         # A run of zeros compresses a thousandfold: one chunk read must not
         # become one huge piece in memory, for either format.
         zeros = bytes(64 * installer.MIB)
+        tail = b'tail'
         for packed in (gzip.compress(zeros, compresslevel=1)
-                       + gzip.compress(b'tail'),
-                       lzma.compress(zeros, preset=0) + lzma.compress(b'tail')):
+                       + gzip.compress(tail),
+                       lzma.compress(zeros, preset=0) + lzma.compress(tail)):
             pieces = list(installer._decompressed([packed]))
             self.assertLessEqual(max(len(p) for p in pieces),
                                  installer.OUT_CHUNK)

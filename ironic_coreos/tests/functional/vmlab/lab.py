@@ -229,11 +229,14 @@ class VM(object):
     :param lab: the Lab.
     :param index: 0-based index; gives the name, MAC and address.
     :param memory_mib: guest memory.
-    :param vcpus: virtual CPUs.
+    :param vcpus: virtual CPUs. One: two labs' VMs side by side on a
+        2-core machine then have a core each; with two each, the
+        emulated CPUs starved (soft lockups of a minute and more in the
+        guests, the install slowed down by half).
     :param disk_gib: size of the sparse virtio disk.
     """
 
-    def __init__(self, lab, index, memory_mib=3072, vcpus=2, disk_gib=8):
+    def __init__(self, lab, index, memory_mib=3072, vcpus=1, disk_gib=8):
         self.lab = lab
         self.index = index
         self.name = 'icvm-%s-%d' % (lab.run_id, index)

@@ -234,7 +234,6 @@ class Setup(object):
                                kernel_append_params=kargs,
                                automated_clean=automated_clean)
 
-
     def live_iso_url(self):
         """URL of the CoreOS-alike's stock live ISO (built on first use).
 
@@ -483,8 +482,12 @@ class Deployment(object):
 
         on = first(lambda e: e[3] == 'power on', t0)
         looked_up = self.first_heartbeat()
-        off = first(lambda e: e[3] == 'power off', looked_up)
-        on_again = first(lambda e: e[3] == 'power on', off)
+        # NOTE: Ironic's database never says "power off" during the
+        # tear-down (the soft power-off is polled, not recorded): the
+        # phases after the lookup come from its log.
+        off = self.log_time("Executing {'step': 'tear_down_agent'")
+        on_again = self.log_time("finished deploy step {'step': "
+                                 "'tear_down_agent'")
         active = first(lambda e: e[1] == 'active', t0)
         marks = {'power_on': (t0, on), 'lookup': (on, looked_up),
                  'install': (looked_up, off), 'teardown': (off, on_again),
@@ -505,17 +508,22 @@ class Deployment(object):
         return self.times
 
     def first_heartbeat(self):
-        """Monotonic time of the agent's first heartbeat, or None.
+        """Monotonic time of the agent's first heartbeat, or None."""
+        return self.log_time('Heartbeat from node %s' % self.vm.node)
+
+    def log_time(self, needle):
+        """Monotonic time of Ironic's first node line holding ``needle``.
+
+        The first since the deploy call; None if there is none.
 
         From Ironic's log (local time stamps, as oslo.log writes them).
         """
         if self.started_wall is None:
             return None
-        needle = 'Heartbeat from node %s' % self.vm.node
         try:
             with open(self.lab.ironic.log_file, errors='replace') as f:
                 for line in f:
-                    if needle not in line:
+                    if needle not in line or self.vm.node not in line:
                         continue
                     try:
                         wall = datetime.datetime.strptime(

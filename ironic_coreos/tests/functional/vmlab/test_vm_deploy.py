@@ -234,8 +234,7 @@ class CoreOSInterfaceTest(VMTestCase):
         dep.run(vm.static_ip, ['sudo', 'touch', '/var/lib/vmlab/first-life'])
         # Cleaning on undeploy for this node: the real agent erases the
         # metadata of the VM's disk.
-        self.lab.ironic.cli('node', 'set', vm.node, '--automated-clean',
-                            'true')
+        self.lab.ironic.cli('node', 'set', vm.node, '--automated-clean')
         log_mark = len(self.lab.ironic.log_tail(50 << 20))
         started = time.monotonic()
         self.lab.ironic.cli('node', 'undeploy', vm.node)
@@ -252,8 +251,7 @@ class CoreOSInterfaceTest(VMTestCase):
         proc = subprocess.run(['sfdisk', '--json', vm.disk],
                               capture_output=True, text=True)
         self.assertNotIn('"partitions"', proc.stdout, proc.stdout)
-        self.lab.ironic.cli('node', 'set', vm.node, '--automated-clean',
-                            'false')
+        self.lab.ironic.cli('node', 'set', vm.node, '--no-automated-clean')
         drive = scenario.iso_drive(self.setup, vm, HOSTNAME % 0)
         # NOTE: the undeploy emptied instance_info.
         dep, data = self.deploy(

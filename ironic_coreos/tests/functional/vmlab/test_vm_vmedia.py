@@ -57,7 +57,8 @@ class VirtualMediaNoDHCPTest(test_vm_deploy.VMTestCase):
     def test_static_address_virtual_media(self):
         vm = self.lab.vms[0]
         self.setup.enroll_vmedia(vm, 'coreos')
-        self.addDetail('console-%s' % vm.name, test_vm_deploy.console_detail(vm))
+        self.addDetail('console-%s' % vm.name,
+                       test_vm_deploy.console_detail(vm))
         log_mark = len(self.lab.ironic.log_tail(50 << 20))
         dep = self.deploy_vmedia(vm)
         self.check_installed(dep, vm.static_ip, HOSTNAME)
