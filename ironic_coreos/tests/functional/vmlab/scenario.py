@@ -297,7 +297,7 @@ class LiveProbe(object):
     TIMELINE = ['sh', '-c',
                 'echo "UPTIME $(cut -d" " -f1 /proc/uptime)"; '
                 'sudo journalctl -b -o short-monotonic --no-pager '
-                '| grep -E "Startup finished|ignition-complete|'
+                '| grep -E "Switching root|Startup finished|ignition-complete|'
                 'Ignition finished|ironic-agent|ironic-python-agent|'
                 'Ironic Python Agent|Heartbeat|install_coreos" | head -60']
 
@@ -373,9 +373,10 @@ class LiveProbe(object):
         """Host monotonic times of the live boot's milestones.
 
         From the journal lines read once the installer ran: ``boot`` (the
-        guest kernel started), ``userspace`` (systemd's start-up finished
-        in the live root), ``pull`` (the agent unit began pulling),
-        ``pulled``, ``agent`` (the container's first output).
+        guest kernel started), ``switch_root`` (the initramfs, Ignition
+        included, handed over to the live root), ``pull`` (the agent unit
+        began pulling), ``pulled``, ``agent`` (the container's first
+        output).
         """
         if not self.timeline:
             return {}
@@ -386,7 +387,7 @@ class LiveProbe(object):
         boot = taken - float(up.group(1))
         marks = {'boot': boot}
         patterns = (
-            ('userspace', r'Startup finished in .*userspace'),
+            ('switch_root', r'Switching root'),
             ('pull', r'Starting .*(Ironic Python Agent|ironic-agent)'),
             ('pulled', r'ironic-agent: pulled'),
             ('agent', r'ironic-python-agent\b(?!.*pull)|ironic_python_agent'),
@@ -497,8 +498,9 @@ class Deployment(object):
         if live:
             marks.update({
                 'lookup.firmware': (on, live.get('boot')),
-                'lookup.live_boot': (live.get('boot'), live.get('userspace')),
-                'lookup.to_pull': (live.get('userspace'), live.get('pull')),
+                'lookup.initramfs': (live.get('boot'),
+                                     live.get('switch_root')),
+                'lookup.to_pull': (live.get('switch_root'), live.get('pull')),
                 'lookup.agent_pull': (live.get('pull'), live.get('pulled')),
                 'lookup.agent_start': (live.get('pulled'), looked_up),
             })
