@@ -117,7 +117,8 @@ def network_data(vm):
     return {
         'links': [{'id': 'port0', 'type': 'phy',
                    'ethernet_mac_address': vm.mac, 'mtu': 1500}],
-        'networks': [{'id': 'net0', 'type': 'ipv4', 'link': 'port0',
+        'networks': [{'id': 'net0', 'network_id': 'net0', 'type': 'ipv4',
+                      'link': 'port0',
                       'ip_address': vm.static_ip,
                       'netmask': '255.255.255.0', 'routes': []}],
         'services': [],
