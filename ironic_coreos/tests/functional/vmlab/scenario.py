@@ -490,7 +490,8 @@ class Deployment(object):
         off = self.log_time("Executing {'step': 'tear_down_agent'")
         on_again = self.log_time("finished deploy step {'step': "
                                  "'tear_down_agent'")
-        active = first(lambda e: e[1] == 'active', t0)
+        active = (first(lambda e: e[1] == 'active', t0)
+                  or self.log_time('moved to provision state "active"'))
         marks = {'power_on': (t0, on), 'lookup': (on, looked_up),
                  'install': (looked_up, off), 'teardown': (off, on_again),
                  'active': (t0, active)}
