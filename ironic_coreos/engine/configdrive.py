@@ -254,7 +254,15 @@ def _from_dict(data, form):
             raise _too_deep(form, 'user_data')
         user_data = json.dumps(user_data).encode('utf-8')
     elif isinstance(user_data, str):
-        user_data = user_data.encode('utf-8')
+        try:
+            user_data = user_data.encode('utf-8')
+        except UnicodeEncodeError as exc:
+            # NOTE: a lone surrogate ("\ud800" in the request's JSON).
+            raise exception.ConfigDriveError(
+                '%s: user_data holds U+%04X at character %d, a lone '
+                'surrogate, which is not text; send the Ignition config '
+                'as valid UTF-8 text or as a JSON object'
+                % (form, ord(exc.object[exc.start]), exc.start)) from None
     elif user_data is not None and not isinstance(user_data, bytes):
         raise exception.ConfigDriveError(
             '%s: user_data is %s; expected a string or a JSON object'

@@ -352,6 +352,14 @@ class TestRegressions(unittest.TestCase):
         self.assertIn('[[["', shown)
         self.assertIn('(line 6, column 5)', shown)
 
+    def test_config_drive_user_data_with_a_lone_surrogate(self):
+        # Found by the fuzz hour: a UnicodeEncodeError escaped.
+        with self.assertRaises(exception.ConfigDriveError) as caught:
+            configdrive.read({'user_data': 'ab\ud800'})
+        self.assertIn('user_data holds U+D800 at character 2',
+                      str(caught.exception))
+        self.assertIn('valid UTF-8 text', str(caught.exception))
+
     def test_data_url_with_a_lone_surrogate(self):
         text = ('{"ignition": {"version": "3.3.0"}, "storage": {"files": '
                 '[{"path": "/etc/x", "contents": {"source": '
