@@ -125,6 +125,19 @@ class TestImage(AgentImageTest):
                          r'^ironic-python-agent 13\.0\.0 '
                          r'\(ironic-coreos [0-9][^)]*\)$')
 
+    def test_has_the_tools_the_agent_runs(self):
+        # What ironic-python-agent's deploy and clean steps execute (fuser
+        # was missing once: erase_devices_metadata failed in a VM).
+        tools = ('fuser', 'lsblk', 'blkid', 'wipefs', 'sgdisk', 'parted',
+                 'partprobe', 'mdadm', 'efibootmgr', 'qemu-img', 'udevadm',
+                 'dd', 'sync')
+        script = ('import shutil, sys\n'
+                  'print(" ".join(t for t in sys.argv[1:] '
+                  'if not shutil.which(t)))\n')
+        proc = podman('run', '--rm', '--network', 'none', self.image.tag,
+                      'python3', '-c', script, *tools)
+        self.assertEqual('', proc.stdout.strip())
+
     def test_no_build_tools_or_docs(self):
         # Run time only: no pip, compilers, package caches, docs, locales.
         script = ('import glob, shutil\n'
