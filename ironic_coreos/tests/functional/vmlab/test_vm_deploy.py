@@ -78,6 +78,8 @@ class VMTestCase(testtools.TestCase):
     callback_timeout = 1500
     #: More arguments of this class's scenario.Setup.
     setup_kwargs = {}
+    #: More ironic.conf options of this class's lab.
+    ironic_options = {}
 
     @classmethod
     def setUpClass(cls):
@@ -89,10 +91,11 @@ class VMTestCase(testtools.TestCase):
             return
         timeout = str(cls.callback_timeout)
         try:
-            cls.setup = scenario.Setup(vms=1, ironic_options={
-                ('conductor', 'deploy_callback_timeout'): timeout,
-                ('conductor', 'clean_callback_timeout'): timeout},
-                **cls.setup_kwargs)
+            options = {('conductor', 'deploy_callback_timeout'): timeout,
+                       ('conductor', 'clean_callback_timeout'): timeout}
+            options.update(cls.ironic_options)
+            cls.setup = scenario.Setup(vms=1, ironic_options=options,
+                                       **cls.setup_kwargs)
         except Exception as e:
             cls.setup_error = 'the VM lab did not start: %s' % e
 
