@@ -615,6 +615,12 @@ def _registry_cas(opts):
     return cas
 
 
+def ssh_key_lines(lines):
+    """The SSH public keys of a key file's lines (no blanks, no # lines)."""
+    return [line.strip() for line in lines
+            if line.strip() and not line.startswith('#')]
+
+
 def main(args=None):
     """Entry point of ``ironic-coreos-live-ignition``.
 
@@ -624,8 +630,7 @@ def main(args=None):
     keys = []
     for key_file in opts.ssh_key_file:
         with key_file:
-            keys.extend(line.strip() for line in key_file
-                        if line.strip() and not line.startswith('#'))
+            keys.extend(ssh_key_lines(key_file))
     pull_secret = ca_bundle = None
     if opts.pull_secret_file:
         pull_secret = _read(opts.pull_secret_file)

@@ -274,14 +274,12 @@ def _ssh_keys():
         return []
     try:
         with open(path) as f:
-            lines = f.read().splitlines()
+            return live_ignition.ssh_key_lines(f)
     except (OSError, UnicodeDecodeError) as exc:
         raise _invalid(_('[coreos]live_ssh_keys_file %(path)s cannot be '
                          'read: %(err)s; give a file of SSH public keys, '
                          'one per line'), path=path,
                        err=getattr(exc, 'strerror', None) or exc)
-    return [line.strip() for line in lines
-            if line.strip() and not line.lstrip().startswith('#')]
 
 
 def live_ignition_config(task, ramdisk_params, keyfiles=()):

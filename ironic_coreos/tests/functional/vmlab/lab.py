@@ -853,18 +853,20 @@ class Lab(object):
                                   capture_output=True, text=True,
                                   timeout=timeout, stdin=subprocess.DEVNULL)
 
-    def ssh_stream(self, ip, command, key, user='core'):
+    def ssh_stream(self, ip, command, key, user='core',
+                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL):
         """Start ``command`` over SSH; its output is read as it comes.
 
-        :returns: the subprocess.Popen (text stdout, stderr discarded);
-            the caller stops it.
+        :param stdout: where the output goes (default: a text pipe).
+        :param stderr: where SSH's errors go (default: discarded).
+        :returns: the subprocess.Popen; the caller stops it.
         """
         with netns.inside(self.netns):
             return subprocess.Popen(
                 _ssh_argv(ip, command, key, user,
                           ('-o', 'ServerAliveInterval=5',
                            '-o', 'ServerAliveCountMax=3')),
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                stdout=stdout, stderr=stderr,
                 stdin=subprocess.DEVNULL, text=True, bufsize=1)
 
     def push_image(self, archive, name, uncompressed=True):

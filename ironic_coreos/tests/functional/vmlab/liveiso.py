@@ -145,24 +145,32 @@ def build(live, dest):
         iso = pycdlib.PyCdlib()
         iso.new(interchange_level=3, rock_ridge='1.09', joliet=3,
                 vol_ident=VOLUME_ID)
+        # ISO 9660 directory -> its long (Joliet) name.
+        joliet = {'/': ''}
+
+        def long_name(path, rr):
+            parent = os.path.dirname(path.split(';')[0])
+            return '%s/%s' % (joliet[parent], rr)
+
         for path, rr in (('/COREOS', 'coreos'), ('/EFI', 'EFI'),
                          ('/EFI/FEDORA', 'fedora'), ('/IMAGES', 'images'),
                          ('/IMAGES/PXEBOOT', 'pxeboot')):
-            iso.add_directory(path, rr_name=rr,
-                              joliet_path=_joliet(path, rr))
+            joliet[path] = long_name(path, rr)
+            iso.add_directory(path, rr_name=rr, joliet_path=joliet[path])
         for path, (rr, data) in meta.items():
             name = os.path.join(work, rr)
             with open(name, 'wb') as f:
                 f.write(data)
             iso.add_file(name, path, rr_name=rr,
-                         joliet_path=_joliet(path, rr))
+                         joliet_path=long_name(path, rr))
         for path, rr, src in (
                 ('/IMAGES/EFIBOOT.IMG;1', 'efiboot.img', efiboot),
                 ('/IMAGES/PXEBOOT/VMLINUZ;1', 'vmlinuz', live.kernel),
                 ('/IMAGES/PXEBOOT/INITRD.IMG;1', 'initrd.img',
                  live.initramfs),
                 ('/IMAGES/PXEBOOT/ROOTFS.IMG;1', 'rootfs.img', live.rootfs)):
-            iso.add_file(src, path, rr_name=rr, joliet_path=_joliet(path, rr))
+            iso.add_file(src, path, rr_name=rr,
+                         joliet_path=long_name(path, rr))
         iso.add_eltorito('/IMAGES/EFIBOOT.IMG;1', bootcatfile='/BOOT.CAT;1',
                          rr_bootcatname='boot.cat',
                          joliet_bootcatfile='/boot.cat',
@@ -172,12 +180,3 @@ def build(live, dest):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return dest
-
-
-def _joliet(path, rr):
-    parent = os.path.dirname(path.split(';')[0])
-    joliet_parent = {
-        '/': '', '/COREOS': '/coreos', '/EFI': '/EFI',
-        '/EFI/FEDORA': '/EFI/fedora', '/IMAGES': '/images',
-        '/IMAGES/PXEBOOT': '/images/pxeboot'}[parent]
-    return '%s/%s' % (joliet_parent, rr)

@@ -529,12 +529,8 @@ class Deployment(object):
                 for line in f:
                     if needle not in line or self.vm.node not in line:
                         continue
-                    try:
-                        wall = datetime.datetime.strptime(
-                            line[:23], '%Y-%m-%d %H:%M:%S.%f').timestamp()
-                    except ValueError:
-                        continue
-                    if wall >= self.started_wall:
+                    wall = ironic_time(line)
+                    if wall is not None and wall >= self.started_wall:
                         return self.started + (wall - self.started_wall)
         except OSError:
             return None
@@ -570,6 +566,18 @@ class Deployment(object):
         shown = {k: v for k, v in self.times.items()
                  if not k.startswith('_')}
         return ' '.join('%s=%ss' % (k, v) for k, v in shown.items())
+
+
+def ironic_time(line):
+    """Wall time (epoch seconds) of an Ironic log line, or None.
+
+    oslo.log writes local time stamps, ``YYYY-MM-DD HH:MM:SS.mmm``.
+    """
+    try:
+        return datetime.datetime.strptime(
+            line[:23], '%Y-%m-%d %H:%M:%S.%f').timestamp()
+    except ValueError:
+        return None
 
 
 def iso_drive(setup, vm, hostname, with_network=True):

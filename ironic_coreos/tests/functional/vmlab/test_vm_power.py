@@ -34,7 +34,6 @@ import threading
 import testtools
 
 from ironic_coreos.tests.functional.vmlab import lab as lab_mod
-from ironic_coreos.tests.functional.vmlab import netns
 from ironic_coreos.tests.functional.vmlab import scenario
 from ironic_coreos.tests.functional.vmlab import test_vm_deploy
 
@@ -50,20 +49,15 @@ IRONIC_OPTIONS = {
     # tear-down must fit in it.
 }
 REBOOTED = 'reboot: Restarting system'
-IRONIC_TIME = '%Y-%m-%d %H:%M:%S.%f'
+#: libvirt's time stamps (UTC).
+LIBVIRT_TIME = '%Y-%m-%d %H:%M:%S.%f'
 
 
 def ironic_times(log, needle):
     """Wall times (epoch seconds) of Ironic's log lines holding needle."""
-    times = []
-    for line in log.splitlines():
-        if needle in line:
-            try:
-                times.append(datetime.datetime.strptime(
-                    line[:23], IRONIC_TIME).timestamp())
-            except ValueError:
-                continue
-    return times
+    times = (scenario.ironic_time(line) for line in log.splitlines()
+             if needle in line)
+    return [t for t in times if t is not None]
 
 
 def guest_shutdowns(qemu_log):
@@ -76,7 +70,7 @@ def guest_shutdowns(qemu_log):
     for m in re.finditer(r'^(\S+ \S+)\+0000: shutting down, reason=(\w+)',
                          qemu_log, re.M):
         wall = datetime.datetime.strptime(
-            m.group(1), IRONIC_TIME).replace(
+            m.group(1), LIBVIRT_TIME).replace(
                 tzinfo=datetime.timezone.utc).timestamp()
         times.append((wall, m.group(2)))
     return times
@@ -118,17 +112,10 @@ class Journal(object):
             self._stop.wait(3)
         if self._stop.is_set():
             return
-        argv = ['ssh', '-i', self.setup.key, '-o', 'BatchMode=yes',
-                '-o', 'StrictHostKeyChecking=no',
-                '-o', 'UserKnownHostsFile=/dev/null',
-                '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR',
-                '-o', 'ServerAliveInterval=5',
-                'core@%s' % self.vm.ip, '--'] + self.COMMAND
         with open(self.path, 'wb') as out:
-            with netns.inside(lab.netns):
-                self.proc = subprocess.Popen(argv, stdout=out,
-                                             stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL)
+            self.proc = lab.ssh_stream(self.vm.ip, self.COMMAND,
+                                       self.setup.key, stdout=out,
+                                       stderr=subprocess.STDOUT)
             self.proc.wait()
 
     def stop(self):
