@@ -132,8 +132,13 @@ class VMTestCase(testtools.TestCase):
         self.addDetail('console-%s' % vm.name, console_detail(vm))
         return vm
 
-    def deploy(self, vm, **kwargs):
-        dep = scenario.Deployment(self.setup, vm)
+    def deploy(self, vm, live_ip=None, **kwargs):
+        """Deploy ``vm`` and wait for the end; returns (Deployment, node).
+
+        :param live_ip: the live system's address when it is not the DHCP
+            reservation (the probe logs in there).
+        """
+        dep = scenario.Deployment(self.setup, vm, live_ip=live_ip)
         dep.deploy(**kwargs)
         data = dep.wait()
         self.setup.say('%s: %s (%s)'

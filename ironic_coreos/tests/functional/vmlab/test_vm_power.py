@@ -154,9 +154,7 @@ class VMPowerTest(test_vm_deploy.VMTestCase):
         self.addDetail('live-journal', testtools.content.Content(
             testtools.content_type.UTF8_TEXT,
             lambda: [journal.text()[-60000:].encode()]))
-        self.addDetail('console', testtools.content.Content(
-            testtools.content_type.UTF8_TEXT,
-            lambda: [vm.console_text()[-20000:].encode()]))
+        self.addDetail('console', test_vm_deploy.console_detail(vm))
         return journal
 
     def assertShutDownBySystemd(self, console, how):

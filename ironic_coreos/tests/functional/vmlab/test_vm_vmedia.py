@@ -45,12 +45,10 @@ class VirtualMediaNoDHCPTest(test_vm_deploy.VMTestCase):
                                     line))
 
     def deploy_vmedia(self, vm):
-        dep = scenario.Deployment(self.setup, vm, live_ip=vm.static_ip)
-        dep.deploy(config_drive=scenario.iso_drive(self.setup, vm, HOSTNAME),
-                   instance_info={'image_source': self.setup.image_url})
-        data = dep.wait()
-        self.setup.say('%s: %s (%s)'
-                       % (vm.name, data['provision_state'], dep.report()))
+        dep, data = self.deploy(
+            vm, live_ip=vm.static_ip,
+            config_drive=scenario.iso_drive(self.setup, vm, HOSTNAME),
+            instance_info={'image_source': self.setup.image_url})
         self.assertActive(data, vm)
         return dep
 
