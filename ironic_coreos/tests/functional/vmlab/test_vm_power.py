@@ -179,10 +179,11 @@ class VMPowerTest(test_vm_deploy.VMTestCase):
         """Send an agent command the way Ironic's AgentClient does.
 
         The agent's automatic TLS certificate is checked against the one it
-        gave Ironic at the lookup.
+        gave Ironic at the lookup (Ironic keeps it in a file).
         """
-        url, token, ca = agent
-        context = ssl.create_default_context(cadata=ca) if ca else None
+        url, token, ca_file = agent
+        context = (ssl.create_default_context(cafile=ca_file)
+                   if ca_file else None)
         query = urllib.parse.urlencode({'wait': 'false',
                                         'agent_token': token})
         req = urllib.request.Request(
